@@ -1,0 +1,57 @@
+// The VM's configuration as plain structs, one per Firecracker API resource, gathered into
+// VmResources. Filled from a config file (Firecracker's shape) now and by the API later; every
+// value is validated here, with errors that name the field.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "base/result.h"
+
+namespace hearth {
+
+struct BootSourceConfig {
+  std::string kernel_image_path;
+  std::optional<std::string> boot_args;
+  std::optional<std::string> initrd_path;
+};
+
+struct MachineConfig {
+  static constexpr uint32_t kMaxVcpus = 32;
+  // Guest RAM above this is refused before any mapping is tried (16 TiB).
+  static constexpr uint64_t kMaxMemMib = uint64_t{1} << 24;
+
+  uint32_t vcpu_count = 1;
+  uint64_t mem_size_mib = 128;
+  bool smt = false;
+  bool track_dirty_pages = false;
+};
+
+struct LoggerConfig {
+  std::optional<std::string> log_path;
+  std::optional<std::string> level;
+  bool show_level = false;
+  bool show_log_origin = false;
+};
+
+struct VmResources {
+  std::optional<BootSourceConfig> boot_source;
+  MachineConfig machine;
+  std::optional<LoggerConfig> logger;
+};
+
+// Boot arguments used when the configuration gives none: a serial console, reset through the
+// i8042 on reboot, a panic reboots at once (the VMM then sees the reset), no PCI probing.
+inline constexpr std::string_view kDefaultBootArgs =
+    "console=ttyS0 reboot=k panic=1 pci=off nomodule i8042.noaux i8042.nomux i8042.nopnp "
+    "i8042.dumbkbd";
+
+Status ValidateMachineConfig(const MachineConfig& config);
+
+// Parses a whole config file body (Firecracker's FullVmConfiguration shape).
+Result<VmResources> ParseVmConfig(std::string_view json_text);
+Result<VmResources> LoadVmConfigFile(const std::string& path);
+
+}  // namespace hearth

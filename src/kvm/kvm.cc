@@ -1,0 +1,244 @@
+#include "kvm/kvm.h"
+
+#include <fcntl.h>
+#include <sys/ioctl.h>
+
+#include <cstring>
+#include <memory>
+
+namespace hearth {
+namespace {
+
+constexpr int kKvmApiVersion = 12;
+
+// The one function in Hearth that issues ioctl(2) on KVM fds.
+template <typename Arg>
+Result<int> Ioctl(int fd, unsigned long request, Arg arg, const char* name) {
+  int ret;
+  do {
+    ret = ::ioctl(fd, request, arg);
+  } while (ret < 0 && errno == EINTR && request != KVM_RUN);
+  if (ret < 0) return ErrnoError(name);
+  return ret;
+}
+
+#define KVM_IOCTL(fd, req, arg) Ioctl(fd, req, arg, #req)
+
+struct RequiredCap {
+  long cap;
+  const char* name;
+};
+constexpr RequiredCap kRequiredCaps[] = {
+    {KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP"},
+    {KVM_CAP_IOEVENTFD, "KVM_CAP_IOEVENTFD"},
+    {KVM_CAP_IRQFD, "KVM_CAP_IRQFD"},
+    {KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},
+    {KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR"},
+    {KVM_CAP_PIT2, "KVM_CAP_PIT2"},
+    {KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID"},
+    {KVM_CAP_MP_STATE, "KVM_CAP_MP_STATE"},
+    {KVM_CAP_VCPU_EVENTS, "KVM_CAP_VCPU_EVENTS"},
+    {KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"},
+};
+
+}  // namespace
+
+Result<Kvm> Kvm::Open(const std::string& path) {
+  auto fd = Fd::Open(path, O_RDWR);
+  if (!fd.ok()) {
+    return Error(fd.error().message() + " (KVM is needed: is the kvm module loaded and " + path +
+                 " accessible to this user?)");
+  }
+  auto version = KVM_IOCTL(fd->get(), KVM_GET_API_VERSION, 0);
+  if (!version.ok()) return version.error().Wrap(path);
+  if (*version != kKvmApiVersion) {
+    return Error(path + ": KVM API version " + std::to_string(*version) + ", expected 12");
+  }
+  for (const auto& rc : kRequiredCaps) {
+    auto has = KVM_IOCTL(fd->get(), KVM_CHECK_EXTENSION, rc.cap);
+    if (!has.ok() || *has <= 0) return Error(path + ": KVM lacks " + rc.name);
+  }
+  auto run_size = KVM_IOCTL(fd->get(), KVM_GET_VCPU_MMAP_SIZE, 0);
+  if (!run_size.ok()) return run_size.error();
+  return Kvm(std::move(fd).value(), path, static_cast<size_t>(*run_size));
+}
+
+Result<int> Kvm::CheckExtension(long capability) const {
+  return KVM_IOCTL(fd_.get(), KVM_CHECK_EXTENSION, capability);
+}
+
+Result<std::vector<kvm_cpuid_entry2>> Kvm::GetSupportedCpuid() const {
+  // Grow the buffer until KVM stops answering E2BIG.
+  for (uint32_t n = 64; n <= 4096; n *= 2) {
+    size_t bytes = sizeof(kvm_cpuid2) + n * sizeof(kvm_cpuid_entry2);
+    auto buf = std::make_unique<uint64_t[]>((bytes + 7) / 8);
+    auto* cpuid = reinterpret_cast<kvm_cpuid2*>(buf.get());
+    cpuid->nent = n;
+    int ret = ::ioctl(fd_.get(), KVM_GET_SUPPORTED_CPUID, cpuid);
+    if (ret < 0 && errno == E2BIG) continue;
+    if (ret < 0) return ErrnoError("KVM_GET_SUPPORTED_CPUID");
+    return std::vector<kvm_cpuid_entry2>(cpuid->entries, cpuid->entries + cpuid->nent);
+  }
+  return Error("KVM_GET_SUPPORTED_CPUID: too many entries");
+}
+
+Result<KvmVm> Kvm::CreateVm() const {
+  int fd;
+  // KVM_CREATE_VM fails with EINTR under signal pressure; retry as the kernel docs advise.
+  do {
+    fd = ::ioctl(fd_.get(), KVM_CREATE_VM, 0);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) return ErrnoError("KVM_CREATE_VM");
+  return KvmVm(Fd(fd), run_size_);
+}
+
+Status KvmVm::SetUserMemoryRegion(uint32_t slot, uint64_t guest_addr, uint64_t size,
+                                  void* host_addr) {
+  kvm_userspace_memory_region region{};
+  region.slot = slot;
+  region.guest_phys_addr = guest_addr;
+  region.memory_size = size;
+  region.userspace_addr = reinterpret_cast<uint64_t>(host_addr);
+  RETURN_IF_ERROR(KVM_IOCTL(fd_.get(), KVM_SET_USER_MEMORY_REGION, &region));
+  return Ok();
+}
+
+Status KvmVm::SetTssAddr(uint64_t addr) {
+  RETURN_IF_ERROR(KVM_IOCTL(fd_.get(), KVM_SET_TSS_ADDR, static_cast<unsigned long>(addr)));
+  return Ok();
+}
+
+Status KvmVm::SetIdentityMapAddr(uint64_t addr) {
+  uint64_t a = addr;
+  RETURN_IF_ERROR(KVM_IOCTL(fd_.get(), KVM_SET_IDENTITY_MAP_ADDR, &a));
+  return Ok();
+}
+
+Status KvmVm::CreateIrqchip() {
+  RETURN_IF_ERROR(KVM_IOCTL(fd_.get(), KVM_CREATE_IRQCHIP, 0));
+  return Ok();
+}
+
+Status KvmVm::CreatePit2() {
+  kvm_pit_config config{};
+  // The dummy speaker port (0x61) lets Linux calibrate with the PIT without exits to us.
+  config.flags = KVM_PIT_SPEAKER_DUMMY;
+  RETURN_IF_ERROR(KVM_IOCTL(fd_.get(), KVM_CREATE_PIT2, &config));
+  return Ok();
+}
+
+Status KvmVm::AssignIrqfd(int fd, uint32_t gsi) {
+  kvm_irqfd irqfd{};
+  irqfd.fd = static_cast<uint32_t>(fd);
+  irqfd.gsi = gsi;
+  RETURN_IF_ERROR(KVM_IOCTL(fd_.get(), KVM_IRQFD, &irqfd));
+  return Ok();
+}
+
+Result<KvmVcpu> KvmVm::CreateVcpu(uint32_t id) {
+  auto fd = KVM_IOCTL(fd_.get(), KVM_CREATE_VCPU, static_cast<unsigned long>(id));
+  if (!fd.ok()) return fd.error();
+  Fd vcpu_fd(*fd);
+  auto run = MmapRegion::SharedFile(vcpu_fd.get(), run_size_, "kvm_run");
+  if (!run.ok()) return run.error();
+  return KvmVcpu(std::move(vcpu_fd), std::move(run).value(), id);
+}
+
+Result<bool> KvmVcpu::Run() {
+  int ret = ::ioctl(fd_.get(), KVM_RUN, 0);
+  if (ret == 0) return true;
+  if (errno == EINTR || errno == EAGAIN) return false;
+  return ErrnoError("KVM_RUN");
+}
+
+Result<kvm_regs> KvmVcpu::GetRegs() const {
+  kvm_regs regs{};
+  RETURN_IF_ERROR(KVM_IOCTL(fd_.get(), KVM_GET_REGS, &regs));
+  return regs;
+}
+
+Status KvmVcpu::SetRegs(const kvm_regs& regs) {
+  RETURN_IF_ERROR(KVM_IOCTL(fd_.get(), KVM_SET_REGS, &regs));
+  return Ok();
+}
+
+Result<kvm_sregs> KvmVcpu::GetSregs() const {
+  kvm_sregs sregs{};
+  RETURN_IF_ERROR(KVM_IOCTL(fd_.get(), KVM_GET_SREGS, &sregs));
+  return sregs;
+}
+
+Status KvmVcpu::SetSregs(const kvm_sregs& sregs) {
+  RETURN_IF_ERROR(KVM_IOCTL(fd_.get(), KVM_SET_SREGS, &sregs));
+  return Ok();
+}
+
+Status KvmVcpu::SetFpu(const kvm_fpu& fpu) {
+  RETURN_IF_ERROR(KVM_IOCTL(fd_.get(), KVM_SET_FPU, &fpu));
+  return Ok();
+}
+
+Status KvmVcpu::SetMsrs(const std::vector<std::pair<uint32_t, uint64_t>>& msrs) {
+  size_t bytes = sizeof(kvm_msrs) + msrs.size() * sizeof(kvm_msr_entry);
+  auto buf = std::make_unique<uint64_t[]>((bytes + 7) / 8);
+  auto* list = reinterpret_cast<kvm_msrs*>(buf.get());
+  list->nmsrs = static_cast<uint32_t>(msrs.size());
+  for (size_t i = 0; i < msrs.size(); ++i) {
+    list->entries[i].index = msrs[i].first;
+    list->entries[i].data = msrs[i].second;
+  }
+  ASSIGN_OR_RETURN(int set, KVM_IOCTL(fd_.get(), KVM_SET_MSRS, list));
+  if (static_cast<size_t>(set) != msrs.size()) {
+    char hex[16];
+    std::snprintf(hex, sizeof(hex), "%#x", msrs[static_cast<size_t>(set)].first);
+    return Error(std::string("KVM_SET_MSRS: MSR ") + hex + " was refused");
+  }
+  return Ok();
+}
+
+Status KvmVcpu::SetCpuid2(const std::vector<kvm_cpuid_entry2>& entries) {
+  size_t bytes = sizeof(kvm_cpuid2) + entries.size() * sizeof(kvm_cpuid_entry2);
+  auto buf = std::make_unique<uint64_t[]>((bytes + 7) / 8);
+  auto* cpuid = reinterpret_cast<kvm_cpuid2*>(buf.get());
+  cpuid->nent = static_cast<uint32_t>(entries.size());
+  std::memcpy(cpuid->entries, entries.data(), entries.size() * sizeof(kvm_cpuid_entry2));
+  RETURN_IF_ERROR(KVM_IOCTL(fd_.get(), KVM_SET_CPUID2, cpuid));
+  return Ok();
+}
+
+Result<kvm_lapic_state> KvmVcpu::GetLapic() const {
+  kvm_lapic_state lapic{};
+  RETURN_IF_ERROR(KVM_IOCTL(fd_.get(), KVM_GET_LAPIC, &lapic));
+  return lapic;
+}
+
+Status KvmVcpu::SetLapic(const kvm_lapic_state& lapic) {
+  RETURN_IF_ERROR(KVM_IOCTL(fd_.get(), KVM_SET_LAPIC, &lapic));
+  return Ok();
+}
+
+Result<kvm_vcpu_events> KvmVcpu::GetVcpuEvents() const {
+  kvm_vcpu_events events{};
+  RETURN_IF_ERROR(KVM_IOCTL(fd_.get(), KVM_GET_VCPU_EVENTS, &events));
+  return events;
+}
+
+Status KvmVcpu::SetVcpuEvents(const kvm_vcpu_events& events) {
+  RETURN_IF_ERROR(KVM_IOCTL(fd_.get(), KVM_SET_VCPU_EVENTS, &events));
+  return Ok();
+}
+
+Result<kvm_translation> KvmVcpu::Translate(uint64_t linear) const {
+  kvm_translation tr{};
+  tr.linear_address = linear;
+  RETURN_IF_ERROR(KVM_IOCTL(fd_.get(), KVM_TRANSLATE, &tr));
+  return tr;
+}
+
+Status KvmVcpu::SetMpState(uint32_t state) {
+  kvm_mp_state mp{state};
+  RETURN_IF_ERROR(KVM_IOCTL(fd_.get(), KVM_SET_MP_STATE, &mp));
+  return Ok();
+}
+
+}  // namespace hearth

@@ -1,0 +1,108 @@
+#include "memory/guest_memory.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <sstream>
+
+namespace hearth {
+namespace {
+constexpr uint64_t kPageSize = 4096;
+
+std::string Hex(uint64_t v) {
+  std::ostringstream s;
+  s << "0x" << std::hex << v;
+  return s.str();
+}
+
+Error RangeError(uint64_t addr, uint64_t len) {
+  return Error("guest memory access [" + Hex(addr) + ", +" + Hex(len) + ") is outside guest RAM");
+}
+}  // namespace
+
+Result<GuestMemory> GuestMemory::Create(const std::vector<GuestRegionSpec>& specs) {
+  std::vector<GuestRegionSpec> sorted = specs;
+  std::sort(sorted.begin(), sorted.end(),
+            [](const auto& a, const auto& b) { return a.guest_addr < b.guest_addr; });
+  std::vector<Region> regions;
+  uint64_t prev_end = 0;
+  for (const auto& spec : sorted) {
+    if (spec.size == 0 || spec.size % kPageSize != 0 || spec.guest_addr % kPageSize != 0) {
+      return Error("guest memory region " + Hex(spec.guest_addr) + "+" + Hex(spec.size) +
+                   " is empty or not page-aligned");
+    }
+    if (spec.guest_addr + spec.size < spec.guest_addr) {
+      return Error("guest memory region " + Hex(spec.guest_addr) + " wraps around");
+    }
+    if (!regions.empty() && spec.guest_addr < prev_end) {
+      return Error("guest memory regions overlap at " + Hex(spec.guest_addr));
+    }
+    auto mapping = MmapRegion::Anonymous(spec.size);
+    if (!mapping.ok()) return mapping.error().Wrap("guest memory");
+    regions.push_back(Region{spec.guest_addr, std::move(mapping).value()});
+    prev_end = spec.guest_addr + spec.size;
+  }
+  return GuestMemory(std::move(regions));
+}
+
+uint64_t GuestMemory::total_size() const {
+  uint64_t total = 0;
+  for (const auto& r : regions_) total += r.size();
+  return total;
+}
+
+uint8_t* GuestMemory::HostRange(uint64_t addr, uint64_t len) const {
+  for (const auto& r : regions_) {
+    if (addr >= r.guest_addr && addr < r.end()) {
+      uint64_t offset = addr - r.guest_addr;
+      if (len > r.size() - offset) return nullptr;
+      return r.mapping.data() + offset;
+    }
+  }
+  return nullptr;
+}
+
+bool GuestMemory::IsValidRange(uint64_t addr, uint64_t len) const {
+  return HostRange(addr, len) != nullptr;
+}
+
+Status GuestMemory::Read(uint64_t addr, std::span<uint8_t> out) const {
+  const uint8_t* src = HostRange(addr, out.size());
+  if (src == nullptr) return RangeError(addr, out.size());
+  std::memcpy(out.data(), src, out.size());
+  return Ok();
+}
+
+Status GuestMemory::Write(uint64_t addr, std::span<const uint8_t> data) {
+  uint8_t* dst = HostRange(addr, data.size());
+  if (dst == nullptr) return RangeError(addr, data.size());
+  std::memcpy(dst, data.data(), data.size());
+  return Ok();
+}
+
+Status GuestMemory::Fill(uint64_t addr, uint8_t value, uint64_t len) {
+  uint8_t* dst = HostRange(addr, len);
+  if (dst == nullptr) return RangeError(addr, len);
+  std::memset(dst, value, len);
+  return Ok();
+}
+
+Status GuestMemory::ReadFromFile(uint64_t addr, int fd, uint64_t file_offset, uint64_t len,
+                                 const std::string& what) {
+  uint8_t* dst = HostRange(addr, len);
+  if (dst == nullptr) return RangeError(addr, len).Wrap(what);
+  while (len > 0) {
+    ssize_t n = ::pread(fd, dst, len, static_cast<off_t>(file_offset));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoError("read " + what);
+    }
+    if (n == 0) return Error("read " + what + ": file is truncated");
+    dst += n;
+    len -= static_cast<uint64_t>(n);
+    file_offset += static_cast<uint64_t>(n);
+  }
+  return Ok();
+}
+
+}  // namespace hearth

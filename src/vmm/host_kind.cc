@@ -1,0 +1,23 @@
+#include "vmm/host_kind.h"
+
+#include <sys/stat.h>
+
+namespace hearth {
+
+const char* HostKindName(HostKind kind) {
+  return kind == HostKind::kPvm ? "pvm" : "hardware";
+}
+
+HostKind DetectHostKind() {
+  struct stat st {};
+  return ::stat("/sys/module/kvm_pvm", &st) == 0 ? HostKind::kPvm : HostKind::kHardware;
+}
+
+Result<HostKind> ResolveHostKind(std::string_view setting) {
+  if (setting == "auto") return DetectHostKind();
+  if (setting == "pvm") return HostKind::kPvm;
+  if (setting == "hardware") return HostKind::kHardware;
+  return Error("--host-kind: expected auto, pvm or hardware, got '" + std::string(setting) + "'");
+}
+
+}  // namespace hearth

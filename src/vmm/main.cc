@@ -1,0 +1,222 @@
+// hearth: the micro-VM monitor's command line, Firecracker-compatible where the flags overlap.
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/fd.h"
+#include "base/log.h"
+#include "config/vm_resources.h"
+#include "vmm/console.h"
+#include "vmm/host_kind.h"
+#include "vmm/microvm.h"
+
+namespace hearth {
+namespace {
+
+// Exit statuses (Firecracker's where they overlap: 153 bad configuration, 154 bad arguments).
+constexpr int kExitOk = 0;
+constexpr int kExitVmmError = 1;
+constexpr int kExitTripleFault = 2;
+constexpr int kExitGuestPanic = 3;
+constexpr int kExitEmulationFailure = 4;
+constexpr int kExitBadConfiguration = 153;
+constexpr int kExitArgumentParsing = 154;
+
+constexpr const char* kUsage =
+    "usage: hearth --no-api --config-file FILE [options]\n"
+    "\n"
+    "  --config-file FILE     VM configuration (Firecracker's JSON shape)\n"
+    "  --no-api               run without the API socket (requires --config-file)\n"
+    "  --id ID                instance id used in logs (default anonymous-instance)\n"
+    "  --boot-timer           log the time from start to the guest's boot-complete signal\n"
+    "  --level LEVEL          log level: Error, Warning, Info (default), Debug\n"
+    "  --log-path PATH        append logs to PATH instead of stderr\n"
+    "  --no-seccomp           accepted for compatibility (seccomp filters come later)\n"
+    "  --host-kind KIND       auto (default), pvm or hardware: which host workarounds apply\n"
+    "  --print-host-kind      print the detected host kind and exit\n"
+    "  --version              print the version and exit\n"
+    "  --help                 this text\n";
+
+struct Args {
+  std::optional<std::string> config_file;
+  bool no_api = false;
+  std::optional<std::string> api_sock;
+  std::string id = "anonymous-instance";
+  bool boot_timer = false;
+  std::string level = "Info";
+  std::optional<std::string> log_path;
+  std::string host_kind = "auto";
+  bool print_host_kind = false;
+  bool help = false;
+  bool version = false;
+};
+
+Result<Args> ParseArgs(int argc, char** argv) {
+  Args args;
+  const std::map<std::string, std::string*> valued = {
+      {"--config-file", nullptr}, {"--api-sock", nullptr}, {"--id", &args.id},
+      {"--level", &args.level},   {"--log-path", nullptr}, {"--host-kind", &args.host_kind},
+  };
+  const std::map<std::string, bool*> flags = {
+      {"--no-api", &args.no_api},       {"--boot-timer", &args.boot_timer},
+      {"--help", &args.help},           {"--version", &args.version},
+      {"--print-host-kind", &args.print_host_kind},
+  };
+  bool no_seccomp = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    std::optional<std::string> inline_value;
+    if (auto eq = arg.find('='); arg.rfind("--", 0) == 0 && eq != std::string::npos) {
+      inline_value = arg.substr(eq + 1);
+      arg = arg.substr(0, eq);
+    }
+    if (arg == "--no-seccomp") {
+      no_seccomp = true;
+      continue;
+    }
+    if (auto f = flags.find(arg); f != flags.end()) {
+      if (inline_value) return Error(arg + " takes no value");
+      *f->second = true;
+      continue;
+    }
+    if (!valued.contains(arg)) return Error("unknown argument '" + arg + "'");
+    std::string value;
+    if (inline_value) {
+      value = *inline_value;
+    } else if (i + 1 < argc) {
+      value = argv[++i];
+    } else {
+      return Error(arg + " needs a value");
+    }
+    if (arg == "--config-file") args.config_file = value;
+    else if (arg == "--api-sock") args.api_sock = value;
+    else if (arg == "--log-path") args.log_path = value;
+    else *valued.at(arg) = value;
+  }
+  (void)no_seccomp;
+  return args;
+}
+
+// Written by the signal handler, read by the VMM thread's event loop.
+int g_stop_event_fd = -1;
+
+void OnStopSignal(int signo) {
+  uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(g_stop_event_fd, &one, sizeof(one));
+  (void)signo;
+}
+
+int Fail(int code, const std::string& message) {
+  std::fprintf(stderr, "hearth: error: %s\n", message.c_str());
+  return code;
+}
+
+int RunMain(int argc, char** argv) {
+  RecordProcessStart();
+  auto parsed = ParseArgs(argc, argv);
+  if (!parsed.ok()) return Fail(kExitArgumentParsing, parsed.error().message() + " (see --help)");
+  const Args& args = *parsed;
+  if (args.help) {
+    std::fputs(kUsage, stdout);
+    return kExitOk;
+  }
+  if (args.version) {
+    std::puts("hearth v0.1.0");
+    return kExitOk;
+  }
+  auto host_kind = ResolveHostKind(args.host_kind);
+  if (!host_kind.ok()) return Fail(kExitArgumentParsing, host_kind.error().message());
+  if (args.print_host_kind) {
+    std::puts(HostKindName(*host_kind));
+    return kExitOk;
+  }
+  auto level = ParseLogLevel(args.level);
+  if (!level.ok()) return Fail(kExitArgumentParsing, "--level: " + level.error().message());
+  SetLogLevel(*level);
+  SetLogInstanceId(args.id);
+  if (args.log_path) {
+    if (auto s = SetLogPath(*args.log_path); !s.ok()) {
+      return Fail(kExitArgumentParsing, "--log-path: " + s.error().message());
+    }
+  }
+  if (args.api_sock || !args.no_api) {
+    return Fail(kExitArgumentParsing,
+                "the API socket is not available yet: run with --no-api --config-file FILE");
+  }
+  if (!args.config_file) return Fail(kExitArgumentParsing, "--no-api needs --config-file");
+
+  auto resources = LoadVmConfigFile(*args.config_file);
+  if (!resources.ok()) return Fail(kExitBadConfiguration, resources.error().message());
+  if (resources->logger) {
+    const LoggerConfig& logger = *resources->logger;
+    if (logger.level) {
+      auto l = ParseLogLevel(*logger.level);
+      if (!l.ok()) return Fail(kExitBadConfiguration, "logger.level: " + l.error().message());
+      SetLogLevel(*l);
+    }
+    if (logger.log_path) {
+      if (auto s = SetLogPath(*logger.log_path); !s.ok()) {
+        return Fail(kExitBadConfiguration, "logger.log_path: " + s.error().message());
+      }
+    }
+  }
+
+  // A broken stdout pipe must not kill the VMM; signals ask the VMM thread to stop cleanly.
+  ::signal(SIGPIPE, SIG_IGN);
+  Vcpu::InstallKickHandler();
+  auto stop_event = EventFd::Create();
+  if (!stop_event.ok()) return Fail(kExitVmmError, stop_event.error().message());
+  g_stop_event_fd = stop_event->get();
+  struct sigaction sa {};
+  sa.sa_handler = OnStopSignal;
+  sigemptyset(&sa.sa_mask);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaction(sig, &sa, nullptr);
+
+  MicroVmOptions options;
+  options.host_kind = *host_kind;
+  options.boot_timer = args.boot_timer;
+  options.stop_event_fd = stop_event->get();
+  BuildError build_error{BuildStage::kHost, Error("")};
+  auto vm = MicroVm::Create(*resources, options, &build_error);
+  if (!vm) {
+    return Fail(build_error.stage == BuildStage::kConfiguration ? kExitBadConfiguration : kExitVmmError,
+                build_error.error.message());
+  }
+  Result<RunOutcome> outcome = Error("not run");
+  {
+    RawTerminal raw(STDIN_FILENO);
+    outcome = vm->Run();
+  }
+  vm.reset();
+  if (!outcome.ok()) return Fail(kExitVmmError, outcome.error().message());
+  switch (outcome->kind) {
+    case ExitKind::kPowerOff:
+    case ExitKind::kReset:
+      LOG_INFO("VM stopped: " << outcome->message);
+      return kExitOk;
+    case ExitKind::kTripleFault:
+      return Fail(kExitTripleFault, outcome->message);
+    case ExitKind::kGuestPanic:
+      return Fail(kExitGuestPanic, outcome->message);
+    case ExitKind::kEmulationFailure:
+      return Fail(kExitEmulationFailure, outcome->message);
+    case ExitKind::kSignal:
+      LOG_WARN(outcome->message);
+      return 128 + SIGTERM;
+    case ExitKind::kVmmError:
+      return Fail(kExitVmmError, outcome->message);
+  }
+  return kExitVmmError;
+}
+
+}  // namespace
+}  // namespace hearth
+
+int main(int argc, char** argv) { return hearth::RunMain(argc, argv); }

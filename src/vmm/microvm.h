@@ -1,0 +1,79 @@
+// A whole micro-VM built from VmResources: memory, KVM VM, kernel and boot data, legacy
+// devices, vCPUs. Run() drives it on the calling thread (the VMM thread's event loop) until the
+// guest stops or the VMM is told to stop, and reports why.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/event_loop.h"
+#include "base/result.h"
+#include "boot/kernel_loader.h"
+#include "bus/bus.h"
+#include "config/vm_resources.h"
+#include "devices/i8042.h"
+#include "devices/locked_device.h"
+#include "devices/serial.h"
+#include "kvm/kvm.h"
+#include "vmm/host_kind.h"
+#include "vstate/exit_request.h"
+#include "vstate/vcpu.h"
+#include "vstate/vm.h"
+
+namespace hearth {
+
+struct MicroVmOptions {
+  std::string kvm_path = Kvm::kDefaultPath;
+  HostKind host_kind = HostKind::kHardware;
+  bool boot_timer = false;
+  int console_in = 0;   // stdin; -1 for none.
+  int console_out = 1;  // stdout.
+  int stop_event_fd = -1;  // Readable when the VMM must stop (signals); -1 for none.
+};
+
+// Which stage failed, so the CLI can tell a bad configuration from a failing host.
+enum class BuildStage { kConfiguration, kHost };
+
+struct BuildError {
+  BuildStage stage;
+  Error error;
+};
+
+struct RunOutcome {
+  ExitKind kind;
+  std::string message;
+};
+
+class MicroVm {
+ public:
+  static std::unique_ptr<MicroVm> Create(const VmResources& resources,
+                                         const MicroVmOptions& options, BuildError* error);
+  ~MicroVm();
+
+  Result<RunOutcome> Run();
+  const std::string& cmdline() const { return cmdline_; }
+
+ private:
+  MicroVm() = default;
+  Status BuildDevices();
+  Status BuildVcpus(const Kvm& kvm, uint32_t count, bool smt);
+  Status WatchConsoleInput(EventLoop& loop);
+  void OnConsoleInput(EventLoop& loop);
+
+  MicroVmOptions options_;
+  std::unique_ptr<Vm> vm_;
+  LoadedKernel kernel_;
+  std::string cmdline_;
+  Bus pio_{"port I/O"};
+  Bus mmio_{"MMIO"};
+  std::shared_ptr<ExitRequest> exit_;
+  std::shared_ptr<LockedDevice<Serial>> serial_;
+  std::shared_ptr<LockedDevice<I8042>> i8042_;
+  std::unique_ptr<EventFd> serial_rx_space_;
+  std::vector<std::unique_ptr<Vcpu>> vcpus_;
+  bool console_eof_ = false;
+};
+
+}  // namespace hearth

@@ -1,0 +1,27 @@
+#include "vstate/vm.h"
+
+#include "boot/layout.h"
+
+namespace hearth {
+
+Result<std::unique_ptr<Vm>> Vm::Create(const Kvm& kvm, GuestMemory memory) {
+  ASSIGN_OR_RETURN(KvmVm kvm_vm, kvm.CreateVm());
+  uint32_t slot = 0;
+  for (const auto& region : memory.regions()) {
+    RETURN_IF_ERROR(kvm_vm.SetUserMemoryRegion(slot++, region.guest_addr, region.size(),
+                                               region.mapping.data()));
+  }
+  RETURN_IF_ERROR(kvm_vm.SetIdentityMapAddr(layout::kIdentityMapAddr));
+  RETURN_IF_ERROR(kvm_vm.SetTssAddr(layout::kTssAddr));
+  RETURN_IF_ERROR(kvm_vm.CreateIrqchip());
+  RETURN_IF_ERROR(kvm_vm.CreatePit2());
+  return std::unique_ptr<Vm>(new Vm(std::move(kvm_vm), std::move(memory)));
+}
+
+Result<std::shared_ptr<IrqLine>> Vm::CreateIrqLine(uint32_t gsi) {
+  ASSIGN_OR_RETURN(EventFd event, EventFd::Create());
+  RETURN_IF_ERROR(kvm_vm_.AssignIrqfd(event.get(), gsi));
+  return std::make_shared<IrqLine>(std::move(event));
+}
+
+}  // namespace hearth

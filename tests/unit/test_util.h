@@ -1,0 +1,98 @@
+// Helpers shared by the unit tests: a temporary directory that cleans up after itself, file
+// writers, and fake Trigger / ByteSink implementations that record what a device did.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "devices/serial.h"
+#include "devices/trigger.h"
+
+namespace hearth::testing {
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "hearth_unit_XXXXXX").string();
+    char* made = ::mkdtemp(tmpl.data());
+    if (made == nullptr) ADD_FAILURE() << "mkdtemp failed";
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::string& path() const { return path_; }
+  std::string File(const std::string& name) const { return path_ + "/" + name; }
+
+  // Writes `bytes` to a new file `name` in the directory and returns its path.
+  std::string Write(const std::string& name, const std::vector<uint8_t>& bytes) const {
+    std::string p = File(name);
+    std::ofstream out(p, std::ios::binary | std::ios::trunc);
+    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    out.close();
+    if (!out) ADD_FAILURE() << "cannot write " << p;
+    return p;
+  }
+  std::string WriteText(const std::string& name, const std::string& text) const {
+    return Write(name, std::vector<uint8_t>(text.begin(), text.end()));
+  }
+
+ private:
+  std::string path_;
+};
+
+// Counts how often a device fired it.
+class CountingTrigger : public Trigger {
+ public:
+  void Fire() override { ++count; }
+  int count = 0;
+};
+
+// Records every byte a device wrote out.
+class RecordingSink : public ByteSink {
+ public:
+  void Write(std::span<const uint8_t> data) override { bytes.insert(bytes.end(), data.begin(), data.end()); }
+  std::vector<uint8_t> bytes;
+};
+
+// A deterministic byte pattern: byte i of a buffer seeded with `seed`.
+inline std::vector<uint8_t> Pattern(size_t n, uint8_t seed = 1) {
+  std::vector<uint8_t> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = static_cast<uint8_t>(seed + i * 7 + (i >> 8));
+  return v;
+}
+
+}  // namespace hearth::testing
+
+// Asserts a Result/Status is ok, printing its error otherwise.
+#define ASSERT_OK(expr)                                              \
+  do {                                                               \
+    const auto& hearth_test_r_ = (expr);                             \
+    ASSERT_TRUE(hearth_test_r_.ok()) << hearth_test_r_.error().message(); \
+  } while (0)
+#define EXPECT_OK(expr)                                              \
+  do {                                                               \
+    const auto& hearth_test_r_ = (expr);                             \
+    EXPECT_TRUE(hearth_test_r_.ok()) << hearth_test_r_.error().message(); \
+  } while (0)
+// Asserts a Result/Status failed with an error message containing `fragment`.
+#define EXPECT_ERROR_CONTAINS(expr, fragment)                                    \
+  do {                                                                           \
+    const auto& hearth_test_r_ = (expr);                                         \
+    if (hearth_test_r_.ok()) {                                                   \
+      ADD_FAILURE() << #expr " succeeded; expected an error containing \"" << (fragment) << "\""; \
+    } else {                                                                     \
+      EXPECT_THAT(hearth_test_r_.error().message(), ::testing::HasSubstr(fragment)); \
+    }                                                                            \
+  } while (0)
