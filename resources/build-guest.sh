@@ -26,9 +26,12 @@
 
 set -euo pipefail
 
+# The whole script is one brace group: bash parses it completely before
+# running it, so editing this file while a build runs is safe.
+{
+
 readonly RESOURCES_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 readonly REPO_DIR="$(dirname "${RESOURCES_DIR}")"
-readonly GUEST_DIR="${RESOURCES_DIR}/guest"
 readonly SELF="${RESOURCES_DIR}/$(basename "${BASH_SOURCE[0]}")"
 readonly CACHE_DIR="${HEARTH_CACHE_DIR:-${HOME}/.cache/hearth}"
 readonly LINUX_TARBALL="${HEARTH_LINUX_TARBALL:-/usr/src/linux-source-6.1.tar.xz}"
@@ -108,6 +111,16 @@ need_file "${BUSYBOX}" busybox-static
 if readelf -l "${BUSYBOX}" | grep -q 'INTERP'; then
   die "${BUSYBOX} is dynamically linked: install the Debian package 'busybox-static'"
 fi
+
+# ---------------------------------------------------------- input snapshot --
+
+# Hash and build from a private copy of resources/guest, so an edit made
+# while a build runs cannot end up in a cache entry keyed by the old inputs.
+SNAPSHOT="$(mktemp -d "${TMPDIR:-/tmp}/hearth-guest.XXXXXX")"
+readonly SNAPSHOT
+trap 'rm -rf "${SNAPSHOT}"' EXIT
+cp -a "${RESOURCES_DIR}/guest" "${SNAPSHOT}/guest"
+readonly GUEST_DIR="${SNAPSHOT}/guest"
 
 # -------------------------------------------------------------------- hash --
 
@@ -320,3 +333,5 @@ rm -rf "${RESULT_DIR}"
 mv "${staging}" "${RESULT_DIR}"
 log "built in $((SECONDS - start)) s, cached in ${RESULT_DIR}"
 install_outputs
+exit 0
+}

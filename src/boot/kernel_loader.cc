@@ -150,6 +150,12 @@ Result<LoadedKernel> LoadBzImage(GuestMemory& memory, int fd, uint64_t file_size
   uint64_t setup_size = (setup_sects + 1) * 512;
   if (setup_size >= file_size) return Error(what + ": bzImage is truncated (no kernel after setup)");
   uint64_t kernel_size = file_size - setup_size;
+  // syssize counts the protected-mode part in 16-byte units; the 64-bit entry is at +0x200.
+  uint64_t promised = uint64_t{hdr.syssize} * 16;
+  if (kernel_size < promised || kernel_size <= 0x200) {
+    return Error(what + ": bzImage is truncated (the header promises " + std::to_string(promised) +
+                 " bytes of kernel after setup, the file has " + std::to_string(kernel_size) + ")");
+  }
   // The decompressor needs init_size bytes from where it runs; it runs at the load address or,
   // relocated, at pref_address.
   uint64_t run_addr = std::max<uint64_t>(kBzImageLoadAddr, hdr.pref_address);

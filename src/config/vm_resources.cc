@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 
+#include <algorithm>
+#include <cctype>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <vector>
@@ -123,13 +125,164 @@ Result<LoggerConfig> ParseLogger(const json& j) {
   return config;
 }
 
+Result<DriveConfig> ParseDrive(const json& j, const std::string& where) {
+  if (!j.is_object()) return Error(where + ": expected an object");
+  RETURN_IF_ERROR(CheckKnownFields(j, where, {"drive_id", "path_on_host", "is_root_device",
+                                              "is_read_only", "partuuid", "cache_type",
+                                              "io_engine", "rate_limiter", "socket"}));
+  for (const char* required : {"drive_id", "is_root_device"}) {
+    if (!j.contains(required)) return Error(where + "." + required + ": missing");
+  }
+  DriveConfig drive;
+  ASSIGN_OR_RETURN(drive.drive_id, GetString(j, where, "drive_id"));
+  RETURN_IF_ERROR(ValidateResourceId(drive.drive_id, where + ".drive_id"));
+  if (j.contains("socket")) return Error(where + ".socket: vhost-user block devices are not supported");
+  if (!j.contains("path_on_host")) return Error(where + ".path_on_host: missing");
+  ASSIGN_OR_RETURN(drive.path_on_host, GetString(j, where, "path_on_host"));
+  if (drive.path_on_host.empty()) return Error(where + ".path_on_host: empty");
+  ASSIGN_OR_RETURN(drive.is_root_device, GetBool(j, where, "is_root_device"));
+  if (j.contains("is_read_only")) {
+    ASSIGN_OR_RETURN(drive.is_read_only, GetBool(j, where, "is_read_only"));
+  }
+  if (j.contains("partuuid")) {
+    ASSIGN_OR_RETURN(drive.partuuid, GetString(j, where, "partuuid"));
+    for (char c : *drive.partuuid) {
+      if (!std::isxdigit(static_cast<unsigned char>(c)) && c != '-') {
+        return Error(where + ".partuuid: '" + *drive.partuuid + "' is not a partition UUID");
+      }
+    }
+  }
+  if (j.contains("cache_type")) {
+    ASSIGN_OR_RETURN(std::string cache, GetString(j, where, "cache_type"));
+    if (cache == "Unsafe") drive.cache_type = CacheType::kUnsafe;
+    else if (cache == "Writeback") drive.cache_type = CacheType::kWriteback;
+    else return Error(where + ".cache_type: '" + cache + "' is not Unsafe or Writeback");
+  }
+  if (j.contains("io_engine")) {
+    ASSIGN_OR_RETURN(std::string engine, GetString(j, where, "io_engine"));
+    if (engine == "Sync") drive.io_engine = IoEngine::kSync;
+    else if (engine == "Async") drive.io_engine = IoEngine::kAsync;
+    else return Error(where + ".io_engine: '" + engine + "' is not Sync or Async");
+  }
+  if (j.contains("rate_limiter") && !j.at("rate_limiter").is_null()) {
+    return Error(where + ".rate_limiter: rate limiters are not supported by this version of Hearth");
+  }
+  return drive;
+}
+
+Result<NetworkInterfaceConfig> ParseNetworkInterface(const json& j, const std::string& where) {
+  if (!j.is_object()) return Error(where + ": expected an object");
+  RETURN_IF_ERROR(CheckKnownFields(j, where, {"iface_id", "host_dev_name", "guest_mac", "mtu",
+                                              "rx_rate_limiter", "tx_rate_limiter"}));
+  for (const char* required : {"iface_id", "host_dev_name"}) {
+    if (!j.contains(required)) return Error(where + "." + required + ": missing");
+  }
+  NetworkInterfaceConfig iface;
+  ASSIGN_OR_RETURN(iface.iface_id, GetString(j, where, "iface_id"));
+  RETURN_IF_ERROR(ValidateResourceId(iface.iface_id, where + ".iface_id"));
+  ASSIGN_OR_RETURN(iface.host_dev_name, GetString(j, where, "host_dev_name"));
+  // IFNAMSIZ is 16 including the NUL; a '/' or whitespace can never name an interface.
+  if (iface.host_dev_name.empty() || iface.host_dev_name.size() > 15 ||
+      iface.host_dev_name.find_first_of("/ \t\n") != std::string::npos) {
+    return Error(where + ".host_dev_name: '" + iface.host_dev_name + "' is not a valid interface name");
+  }
+  if (j.contains("guest_mac")) {
+    ASSIGN_OR_RETURN(std::string mac, GetString(j, where, "guest_mac"));
+    auto parsed = ParseMac(mac);
+    if (!parsed.ok()) return parsed.error().Wrap(where + ".guest_mac");
+    iface.guest_mac = *parsed;
+  }
+  if (j.contains("mtu")) {
+    ASSIGN_OR_RETURN(uint64_t mtu, GetUnsigned(j, where, "mtu"));
+    if (mtu < 68 || mtu > 65535) return Error(where + ".mtu: " + std::to_string(mtu) + " is not within 68 to 65535");
+    // VIRTIO_NET_F_MTU is not offered yet: refuse rather than ignore what the user asked for.
+    return Error(where + ".mtu: not supported by this version of Hearth");
+  }
+  for (const char* limiter : {"rx_rate_limiter", "tx_rate_limiter"}) {
+    if (j.contains(limiter) && !j.at(limiter).is_null()) {
+      return Error(where + "." + limiter + ": rate limiters are not supported by this version of Hearth");
+    }
+  }
+  return iface;
+}
+
 // Resources of Firecracker's configuration that Hearth does not provide (yet): refused when
 // given with content, so a VM never silently boots without something it asked for.
 const std::set<std::string> kUnsupportedResources = {
-    "drives", "network-interfaces", "vsock", "balloon", "mmds-config", "entropy",
-    "cpu-config", "memory-hotplug", "pmem", "metrics"};
+    "vsock", "balloon", "mmds-config", "entropy", "cpu-config", "memory-hotplug", "pmem", "metrics"};
 
 }  // namespace
+
+Status ValidateResourceId(std::string_view id, const std::string& field) {
+  if (id.empty() || id.size() > 64) return Error(field + ": must be 1 to 64 characters");
+  for (char c : id) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_') {
+      return Error(field + ": '" + std::string(id) + "' may contain only letters, digits and '_'");
+    }
+  }
+  return Ok();
+}
+
+Result<std::array<uint8_t, 6>> ParseMac(std::string_view text) {
+  std::array<uint8_t, 6> mac{};
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  if (text.size() != 17) return Error("'" + std::string(text) + "' is not a MAC address (xx:xx:xx:xx:xx:xx)");
+  for (size_t i = 0; i < 6; ++i) {
+    int hi = hex(text[i * 3]);
+    int lo = hex(text[i * 3 + 1]);
+    if (hi < 0 || lo < 0 || (i < 5 && text[i * 3 + 2] != ':')) {
+      return Error("'" + std::string(text) + "' is not a MAC address (xx:xx:xx:xx:xx:xx)");
+    }
+    mac[i] = static_cast<uint8_t>(hi * 16 + lo);
+  }
+  if (mac[0] & 1) return Error("'" + std::string(text) + "' is a multicast MAC address");
+  return mac;
+}
+
+Status InsertDrive(std::vector<DriveConfig>& drives, DriveConfig drive) {
+  for (const auto& d : drives) {
+    if (d.drive_id != drive.drive_id && d.is_root_device && drive.is_root_device) {
+      return Error("drive '" + drive.drive_id + "': drive '" + d.drive_id + "' is already the root device");
+    }
+  }
+  auto same = std::find_if(drives.begin(), drives.end(),
+                           [&](const DriveConfig& d) { return d.drive_id == drive.drive_id; });
+  if (same != drives.end()) drives.erase(same);
+  // The root device becomes /dev/vda: keep it first.
+  if (drive.is_root_device) {
+    drives.insert(drives.begin(), std::move(drive));
+  } else {
+    drives.push_back(std::move(drive));
+  }
+  return Ok();
+}
+
+Status InsertNetworkInterface(std::vector<NetworkInterfaceConfig>& ifaces, NetworkInterfaceConfig iface) {
+  for (const auto& other : ifaces) {
+    if (other.iface_id == iface.iface_id) continue;
+    if (other.host_dev_name == iface.host_dev_name) {
+      return Error("network interface '" + iface.iface_id + "': host_dev_name '" + iface.host_dev_name +
+                   "' is already used by '" + other.iface_id + "'");
+    }
+    if (iface.guest_mac && other.guest_mac == iface.guest_mac) {
+      return Error("network interface '" + iface.iface_id + "': guest_mac is already used by '" +
+                   other.iface_id + "'");
+    }
+  }
+  auto same = std::find_if(ifaces.begin(), ifaces.end(),
+                           [&](const NetworkInterfaceConfig& i) { return i.iface_id == iface.iface_id; });
+  if (same != ifaces.end()) {
+    *same = std::move(iface);
+  } else {
+    ifaces.push_back(std::move(iface));
+  }
+  return Ok();
+}
 
 Status ValidateMachineConfig(const MachineConfig& config) {
   if (config.vcpu_count == 0 || config.vcpu_count > MachineConfig::kMaxVcpus) {
@@ -164,6 +317,24 @@ Result<VmResources> ParseVmConfig(std::string_view json_text) {
       ASSIGN_OR_RETURN(resources.machine, ParseMachineConfig(value));
     } else if (key == "logger") {
       ASSIGN_OR_RETURN(resources.logger, ParseLogger(value));
+    } else if (key == "drives") {
+      if (!value.is_array()) return Error("drives: expected an array");
+      for (size_t i = 0; i < value.size(); ++i) {
+        const std::string where = "drives[" + std::to_string(i) + "]";
+        ASSIGN_OR_RETURN(DriveConfig drive, ParseDrive(value[i], where));
+        if (auto s = InsertDrive(resources.drives, std::move(drive)); !s.ok()) {
+          return s.error().Wrap(where);
+        }
+      }
+    } else if (key == "network-interfaces") {
+      if (!value.is_array()) return Error("network-interfaces: expected an array");
+      for (size_t i = 0; i < value.size(); ++i) {
+        const std::string where = "network-interfaces[" + std::to_string(i) + "]";
+        ASSIGN_OR_RETURN(NetworkInterfaceConfig iface, ParseNetworkInterface(value[i], where));
+        if (auto s = InsertNetworkInterface(resources.network_interfaces, std::move(iface)); !s.ok()) {
+          return s.error().Wrap(where);
+        }
+      }
     } else if (kUnsupportedResources.contains(key)) {
       bool empty = value.is_null() || (value.is_array() && value.empty());
       if (!empty) return Error(key + ": not supported by this version of Hearth");

@@ -3,10 +3,12 @@
 // value is validated here, with errors that name the field.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/result.h"
 
@@ -36,11 +38,42 @@ struct LoggerConfig {
   bool show_log_origin = false;
 };
 
+enum class CacheType { kUnsafe, kWriteback };
+enum class IoEngine { kSync, kAsync };
+
+struct DriveConfig {
+  std::string drive_id;
+  std::string path_on_host;
+  bool is_root_device = false;
+  bool is_read_only = false;
+  std::optional<std::string> partuuid;
+  CacheType cache_type = CacheType::kUnsafe;
+  IoEngine io_engine = IoEngine::kSync;
+};
+
+struct NetworkInterfaceConfig {
+  std::string iface_id;
+  std::string host_dev_name;
+  std::optional<std::array<uint8_t, 6>> guest_mac;
+  std::optional<uint16_t> mtu;
+};
+
 struct VmResources {
   std::optional<BootSourceConfig> boot_source;
   MachineConfig machine;
   std::optional<LoggerConfig> logger;
+  std::vector<DriveConfig> drives;  // The root device, if any, first.
+  std::vector<NetworkInterfaceConfig> network_interfaces;
 };
+
+// Resource ids (drive_id, iface_id): 1 to 64 characters of [A-Za-z0-9_], as Firecracker's.
+Status ValidateResourceId(std::string_view id, const std::string& field);
+Result<std::array<uint8_t, 6>> ParseMac(std::string_view text);
+// Checks one drive against the ones already configured (unique id, one root device) and
+// inserts or replaces it, keeping the root device first.
+Status InsertDrive(std::vector<DriveConfig>& drives, DriveConfig drive);
+Status InsertNetworkInterface(std::vector<NetworkInterfaceConfig>& ifaces,
+                              NetworkInterfaceConfig iface);
 
 // Boot arguments used when the configuration gives none: a serial console, reset through the
 // i8042 on reboot, a panic reboots at once (the VMM then sees the reset), no PCI probing.

@@ -135,6 +135,17 @@ Status KvmVm::AssignIrqfd(int fd, uint32_t gsi) {
   return Ok();
 }
 
+Status KvmVm::AssignIoeventfd(int fd, uint64_t addr, uint32_t len, uint64_t datamatch) {
+  kvm_ioeventfd ioeventfd{};
+  ioeventfd.datamatch = datamatch;
+  ioeventfd.addr = addr;
+  ioeventfd.len = len;
+  ioeventfd.fd = fd;
+  ioeventfd.flags = KVM_IOEVENTFD_FLAG_DATAMATCH;
+  RETURN_IF_ERROR(KVM_IOCTL(fd_.get(), KVM_IOEVENTFD, &ioeventfd));
+  return Ok();
+}
+
 Result<KvmVcpu> KvmVm::CreateVcpu(uint32_t id) {
   auto fd = KVM_IOCTL(fd_.get(), KVM_CREATE_VCPU, static_cast<unsigned long>(id));
   if (!fd.ok()) return fd.error();

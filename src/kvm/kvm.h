@@ -47,6 +47,9 @@ class KvmVm {
   Status CreatePit2();
   // Routes eventfd `fd` to interrupt line `gsi` (KVM_IRQFD).
   Status AssignIrqfd(int fd, uint32_t gsi);
+  // Makes a guest write of `len` bytes at MMIO address `addr` (equal to `datamatch`) signal
+  // eventfd `fd` in the kernel, without an exit to user space (KVM_IOEVENTFD).
+  Status AssignIoeventfd(int fd, uint64_t addr, uint32_t len, uint64_t datamatch);
   Result<KvmVcpu> CreateVcpu(uint32_t id);
 
  private:

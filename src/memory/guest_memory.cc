@@ -105,4 +105,29 @@ Status GuestMemory::ReadFromFile(uint64_t addr, int fd, uint64_t file_offset, ui
   return Ok();
 }
 
+Status GuestMemory::WriteToFile(uint64_t addr, int fd, uint64_t file_offset, uint64_t len,
+                                const std::string& what) const {
+  const uint8_t* src = HostRange(addr, len);
+  if (src == nullptr) return RangeError(addr, len).Wrap(what);
+  while (len > 0) {
+    ssize_t n = ::pwrite(fd, src, len, static_cast<off_t>(file_offset));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoError("write " + what);
+    }
+    if (n == 0) return Error("write " + what + ": no progress");
+    src += n;
+    len -= static_cast<uint64_t>(n);
+    file_offset += static_cast<uint64_t>(n);
+  }
+  return Ok();
+}
+
+Status GuestMemory::AppendIoVecs(uint64_t addr, uint64_t len, std::vector<iovec>& out) const {
+  uint8_t* p = HostRange(addr, len);
+  if (p == nullptr) return RangeError(addr, len);
+  if (len > 0) out.push_back(iovec{p, len});
+  return Ok();
+}
+
 }  // namespace hearth

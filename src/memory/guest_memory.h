@@ -3,6 +3,8 @@
 // here; a host pointer never leaves this class (and the virtio queue, later).
 #pragma once
 
+#include <sys/uio.h>
+
 #include <cstdint>
 #include <cstring>
 #include <span>
@@ -47,6 +49,14 @@ class GuestMemory {
   // Copies `len` bytes of file `fd` at `file_offset` into guest memory, with no bounce buffer.
   Status ReadFromFile(uint64_t addr, int fd, uint64_t file_offset, uint64_t len,
                       const std::string& what);
+
+  // Copies `len` bytes of guest memory at `addr` to file `fd` at `file_offset` (pwrite).
+  Status WriteToFile(uint64_t addr, int fd, uint64_t file_offset, uint64_t len,
+                     const std::string& what) const;
+  // Appends host iovecs covering the checked guest range [addr, addr+len), for readv/writev and
+  // io_uring. The only way device code gets host addresses: the range is validated first, and
+  // the iovecs stay valid as long as this GuestMemory (regions never move or shrink).
+  Status AppendIoVecs(uint64_t addr, uint64_t len, std::vector<iovec>& out) const;
 
   template <typename T>
   Result<T> ReadObj(uint64_t addr) const {

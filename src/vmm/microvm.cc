@@ -12,6 +12,8 @@
 #include "boot/layout.h"
 #include "boot/mptable.h"
 #include "devices/guest_signals.h"
+#include "virtio/block/block.h"
+#include "virtio/net/net.h"
 #include "vmm/console.h"
 
 namespace hearth {
@@ -87,6 +89,11 @@ std::unique_ptr<MicroVm> MicroVm::Create(const VmResources& resources,
       return fail(config, s.error().Wrap("boot-source.boot_args (with the PVM host's additions)"));
     }
   }
+  auto exit = ExitRequest::Create();
+  if (!exit.ok()) return fail(host, exit.error());
+  vm->exit_ = std::move(exit).value();
+  BuildStage stage = config;
+  if (auto s = vm->BuildVirtioDevices(resources, cmdline, &stage); !s.ok()) return fail(stage, s.error());
   vm->cmdline_ = cmdline.str();
 
   BootInfo info;
@@ -100,9 +107,6 @@ std::unique_ptr<MicroVm> MicroVm::Create(const VmResources& resources,
   if (auto s = WriteBootInfo(mem, vm->kernel_, info); !s.ok()) return fail(config, s.error());
   if (auto s = WriteMpTable(mem, machine.vcpu_count); !s.ok()) return fail(config, s.error());
 
-  auto exit = ExitRequest::Create();
-  if (!exit.ok()) return fail(host, exit.error());
-  vm->exit_ = std::move(exit).value();
   if (auto s = vm->BuildDevices(); !s.ok()) return fail(host, s.error());
   if (auto s = vm->BuildVcpus(*kvm, machine.vcpu_count, machine.smt); !s.ok()) {
     return fail(host, s.error());
@@ -143,6 +147,53 @@ Status MicroVm::BuildDevices() {
           [exit] { exit->Request(ExitKind::kPowerOff, "the guest powered off"); },
           [exit] { exit->Request(ExitKind::kGuestPanic, "the guest kernel panicked"); }),
       kPowerPort, 1));
+  return Ok();
+}
+
+Status MicroVm::BuildVirtioDevices(const VmResources& resources, Cmdline& cmdline,
+                                  BuildStage* stage) {
+  virtio_ = std::make_unique<MmioDevices>(layout::kMmioHoleStart);
+  // The root device is the first drive (the configuration keeps it first): /dev/vda.
+  if (!resources.drives.empty() && resources.drives.front().is_root_device &&
+      !cmdline.HasParam("root")) {
+    const DriveConfig& root = resources.drives.front();
+    std::string param = root.partuuid ? "root=PARTUUID=" + *root.partuuid : "root=/dev/vda";
+    param += root.is_read_only ? " ro" : " rw";
+    if (auto s = cmdline.Append(param); !s.ok()) return s.error().Wrap("boot-source.boot_args");
+  }
+  for (size_t i = 0; i < resources.drives.size(); ++i) {
+    const DriveConfig& drive = resources.drives[i];
+    const std::string where = "drives[" + std::to_string(i) + "] (" + drive.drive_id + ")";
+    BlockOptions options;
+    options.drive_id = drive.drive_id;
+    options.path = drive.path_on_host;
+    options.read_only = drive.is_read_only;
+    options.cache = drive.cache_type == CacheType::kWriteback ? BlockOptions::kWriteback : BlockOptions::kUnsafe;
+    options.engine = drive.io_engine == IoEngine::kAsync ? BlockOptions::kAsync : BlockOptions::kSync;
+    *stage = BuildStage::kConfiguration;
+    auto block = Block::Create(options);
+    if (!block.ok()) return block.error().Wrap(where + ".path_on_host");
+    *stage = BuildStage::kHost;
+    if (auto s = virtio_->Attach(drive.drive_id, std::move(block).value(), *vm_, mmio_, cmdline); !s.ok()) {
+      return s.error().Wrap(where);
+    }
+  }
+  for (size_t i = 0; i < resources.network_interfaces.size(); ++i) {
+    const NetworkInterfaceConfig& iface = resources.network_interfaces[i];
+    const std::string where = "network-interfaces[" + std::to_string(i) + "] (" + iface.iface_id + ")";
+    NetOptions options;
+    options.iface_id = iface.iface_id;
+    options.host_dev_name = iface.host_dev_name;
+    options.guest_mac = iface.guest_mac;
+    *stage = BuildStage::kConfiguration;
+    auto net = Net::Create(options);
+    if (!net.ok()) return net.error().Wrap(where + ".host_dev_name");
+    *stage = BuildStage::kHost;
+    if (auto s = virtio_->Attach(iface.iface_id, std::move(net).value(), *vm_, mmio_, cmdline); !s.ok()) {
+      return s.error().Wrap(where);
+    }
+  }
+  *stage = BuildStage::kConfiguration;
   return Ok();
 }
 
@@ -201,6 +252,7 @@ Result<RunOutcome> MicroVm::Run() {
     if (!loop.Watching(options_.console_in)) (void)WatchConsoleInput(loop);
   }));
   RETURN_IF_ERROR(WatchConsoleInput(loop));
+  RETURN_IF_ERROR(virtio_->Watch(loop));
 
   for (auto& vcpu : vcpus_) vcpu->Start();
   Status ran = loop.Run();

@@ -10,6 +10,7 @@
 
 #include "base/event_loop.h"
 #include "base/result.h"
+#include "boot/cmdline.h"
 #include "boot/kernel_loader.h"
 #include "bus/bus.h"
 #include "config/vm_resources.h"
@@ -21,6 +22,7 @@
 #include "vstate/exit_request.h"
 #include "vstate/vcpu.h"
 #include "vstate/vm.h"
+#include "vmm/mmio_devices.h"
 
 namespace hearth {
 
@@ -58,6 +60,8 @@ class MicroVm {
  private:
   MicroVm() = default;
   Status BuildDevices();
+  // Block and network devices from the configuration, announced on `cmdline`.
+  Status BuildVirtioDevices(const VmResources& resources, Cmdline& cmdline, BuildStage* stage);
   Status BuildVcpus(const Kvm& kvm, uint32_t count, bool smt);
   Status WatchConsoleInput(EventLoop& loop);
   void OnConsoleInput(EventLoop& loop);
@@ -72,6 +76,7 @@ class MicroVm {
   std::shared_ptr<LockedDevice<Serial>> serial_;
   std::shared_ptr<LockedDevice<I8042>> i8042_;
   std::unique_ptr<EventFd> serial_rx_space_;
+  std::unique_ptr<MmioDevices> virtio_;
   std::vector<std::unique_ptr<Vcpu>> vcpus_;
   bool console_eof_ = false;
 };

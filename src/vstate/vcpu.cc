@@ -13,6 +13,7 @@ namespace hearth {
 namespace {
 
 constexpr uint8_t kInt3Opcode = 0xcc;
+constexpr uint8_t kFwaitOpcode = 0x9b;
 constexpr uint8_t kBreakpointVector = 3;
 
 void KickHandler(int) {}
@@ -193,6 +194,13 @@ bool Vcpu::HandleEmulationFailure(kvm_run* run) {
         return true;
       }
     }
+  }
+  if (insn_len > 0 && insn[0] == kFwaitOpcode) {
+    // fwait only raises #MF when an unmasked x87 exception is pending, which kernel code never
+    // leaves behind; Linux executes one when it first restores a task's FPU state.
+    kvm_regs next = *regs;
+    next.rip += 1;
+    if (kvm_vcpu_.SetRegs(next).ok()) return true;
   }
   std::ostringstream msg;
   msg << who << ": the guest ran an instruction this host cannot emulate at rip 0x" << std::hex

@@ -26,7 +26,7 @@ boot_flag:            .word 0xaa55
   .word 0x020f                  /* 0x206 version 2.15 */
   .long 0                       /* 0x208 realmode_swtch */
   .word 0                       /* 0x20c start_sys_seg */
-  .word 0                       /* 0x20e kernel_version */
+  .word version_string - 0x200  /* 0x20e kernel_version */
   .byte 0                       /* 0x210 type_of_loader */
   .byte LOADED_HIGH             /* 0x211 loadflags */
   .word 0                       /* 0x212 setup_move_size */
@@ -56,6 +56,8 @@ boot_flag:            .word 0xaa55
 setup_entry:
   cli
   hlt
+version_string:
+  .asciz "hearth-test-bzimage"
 
   .section .kernel.head, "ax"
   .code32

@@ -4,7 +4,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <regex>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -110,6 +112,28 @@ TEST(TinyGuest, NoBootTimeLineWithoutBootTimer) {
   EXPECT_FALSE(Contains(r.err, "Guest-boot-time")) << r.err;
 }
 
+TEST(TinyGuest, LevelErrorSilencesInfoLogs) {
+  TempDir dir;
+  ProcessResult r =
+      RunHearth(dir, VmConfigJson(HEARTH_GUEST_HELLO), {"--level", "Error"});
+  ASSERT_TRUE(r.ExitedWith(0)) << r.Describe();
+  EXPECT_EQ(SplitLines(r.out).at(0), "hello from tiny guest");
+  EXPECT_FALSE(Contains(r.err, "INFO")) << r.err;
+}
+
+TEST(TinyGuest, LogPathReceivesLogsAndStdoutStaysSerial) {
+  TempDir dir;
+  std::string log = dir.Path("hearth.log");
+  ProcessResult r = RunHearth(dir, VmConfigJson(HEARTH_GUEST_HELLO),
+                              {"--log-path", log, "--boot-timer"});
+  ASSERT_TRUE(r.ExitedWith(0)) << r.Describe();
+  EXPECT_EQ(SplitLines(r.out).size(), 3u) << r.out;
+  std::ifstream f(log);
+  std::stringstream content;
+  content << f.rdbuf();
+  EXPECT_THAT(content.str() + r.err, HasSubstr("Guest-boot-time"));
+}
+
 TEST(TinyGuest, EchoesSerialInput) {
   TempDir dir;
   ProcessResult r = RunHearth(dir, VmConfigJson(HEARTH_GUEST_ECHO), {},
@@ -170,7 +194,8 @@ TEST(TinyGuest, EntersElfInLongMode) {
   EXPECT_EQ(lines[1].rfind("cmdline: ", 0), 0u) << lines[1];
   EXPECT_TRUE(Contains(lines[1], "lm=1 quiet")) << lines[1];
   std::smatch m;
-  ASSERT_TRUE(std::regex_match(lines[2], m, std::regex(R"(^e820: (\d+) entries$)")))
+  ASSERT_TRUE(
+      std::regex_match(lines[2], m, std::regex(R"(^e820: (\d+) entries$)")))
       << lines[2];
   EXPECT_GE(std::stoi(m[1]), 2);
 }
@@ -192,10 +217,10 @@ class SmpGuest : public ::testing::TestWithParam<int> {};
 TEST_P(SmpGuest, CountsAllCpus) {
   const int n = GetParam();
   TempDir dir;
-  ProcessResult r = RunHearth(
-      dir, VmConfigJson(HEARTH_GUEST_SMP)
-               .Vcpus(n)
-               .BootArgs("expect_cpus=" + std::to_string(n)));
+  ProcessResult r =
+      RunHearth(dir, VmConfigJson(HEARTH_GUEST_SMP)
+                         .Vcpus(n)
+                         .BootArgs("expect_cpus=" + std::to_string(n)));
   ASSERT_TRUE(r.ExitedWith(0)) << r.Describe();
   EXPECT_EQ(r.out, "cpus=" + std::to_string(n) + "\n") << r.Describe();
 }

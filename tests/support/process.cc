@@ -114,7 +114,8 @@ ProcessResult RunProcess(const std::vector<std::string>& argv,
   IgnoreSigpipeOnce();
 
   std::vector<char*> args;
-  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  for (const std::string& a : argv)
+    args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
 
   Pipe in, out, err, report;
@@ -172,21 +173,32 @@ ProcessResult RunProcess(const std::vector<std::string>& argv,
     pollfd fds[4];
     int nfds = 0;
     int out_i = -1, err_i = -1, in_i = -1;
-    if (out_open) { out_i = nfds; fds[nfds++] = {out.read.get(), POLLIN, 0}; }
-    if (err_open) { err_i = nfds; fds[nfds++] = {err.read.get(), POLLIN, 0}; }
+    if (out_open) {
+      out_i = nfds;
+      fds[nfds++] = {out.read.get(), POLLIN, 0};
+    }
+    if (err_open) {
+      err_i = nfds;
+      fds[nfds++] = {err.read.get(), POLLIN, 0};
+    }
     if (in.write.get() >= 0) {
       in_i = nfds;
       fds[nfds++] = {in.write.get(), POLLOUT, 0};
     }
     if (pidfd.get() >= 0) fds[nfds++] = {pidfd.get(), POLLIN, 0};
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    deadline - now).count() + 1;
-    int wait_ms = static_cast<int>(pidfd.get() >= 0 ? std::min<long long>(left, 1000)
-                                                   : std::min<long long>(left, 20));
+    auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now)
+            .count() +
+        1;
+    int wait_ms =
+        static_cast<int>(pidfd.get() >= 0 ? std::min<long long>(left, 1000)
+                                          : std::min<long long>(left, 20));
     int r = poll(fds, static_cast<nfds_t>(nfds), wait_ms);
     if (r < 0 && errno != EINTR) break;
-    if (out_i >= 0 && fds[out_i].revents) out_open = Drain(out.read.get(), result.out);
-    if (err_i >= 0 && fds[err_i].revents) err_open = Drain(err.read.get(), result.err);
+    if (out_i >= 0 && fds[out_i].revents)
+      out_open = Drain(out.read.get(), result.out);
+    if (err_i >= 0 && fds[err_i].revents)
+      err_open = Drain(err.read.get(), result.err);
     if (in_i >= 0 && fds[in_i].revents) {
       if (fds[in_i].revents & (POLLERR | POLLHUP)) {
         in.write.Reset();
@@ -217,8 +229,7 @@ ProcessResult RunProcess(const std::vector<std::string>& argv,
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
-  result.seconds =
-      std::chrono::duration<double>(Clock::now() - start).count();
+  result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
   if (WIFSIGNALED(status)) result.term_signal = WTERMSIG(status);
   if (exec_errno != 0) {

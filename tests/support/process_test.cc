@@ -1,16 +1,16 @@
 // Unit tests of the test-support library itself (no KVM).
 
+#include "tests/support/process.h"
+
+#include <gtest/gtest.h>
 #include <signal.h>
 
 #include <chrono>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
-
-#include "tests/support/process.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/vm_config.h"
 
@@ -116,11 +116,12 @@ TEST(VmConfigJson, BuildsFirecrackerShape) {
 }
 
 TEST(VmConfigJson, AppliesRawEditsAndRemovals) {
-  auto j = nlohmann::json::parse(VmConfigJson("/k")
-                                     .SetRaw("machine-config", "vcpu_count", "\"two\"")
-                                     .SetRaw("", "bogus", "{}")
-                                     .Remove("boot-source", "kernel_image_path")
-                                     .Str());
+  auto j = nlohmann::json::parse(
+      VmConfigJson("/k")
+          .SetRaw("machine-config", "vcpu_count", "\"two\"")
+          .SetRaw("", "bogus", "{}")
+          .Remove("boot-source", "kernel_image_path")
+          .Str());
   EXPECT_EQ(j["machine-config"]["vcpu_count"], "two");
   EXPECT_TRUE(j.contains("bogus"));
   EXPECT_FALSE(j["boot-source"].contains("kernel_image_path"));

@@ -3,9 +3,10 @@
 #ifndef HEARTH_TESTS_SUPPORT_TEMP_DIR_H_
 #define HEARTH_TESTS_SUPPORT_TEMP_DIR_H_
 
+#include <sys/types.h>
+
 #include <string>
 #include <string_view>
-#include <sys/types.h>
 
 namespace hearth::testing {
 

@@ -7,15 +7,16 @@
 // Optional fields are left out unless set. For negative tests, SetRaw() puts
 // any JSON value (or a new unknown field) anywhere, and Remove() drops one.
 //
-//   std::string json = VmConfigJson().Kernel(path).BootArgs("x").Vcpus(2).Str();
+//   std::string json =
+//   VmConfigJson().Kernel(path).BootArgs("x").Vcpus(2).Str();
 
 #ifndef HEARTH_TESTS_SUPPORT_VM_CONFIG_H_
 #define HEARTH_TESTS_SUPPORT_VM_CONFIG_H_
 
 #include <optional>
-#include <utility>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace hearth::testing {

@@ -15,7 +15,7 @@
 #include "devices/serial.h"
 #include "devices/trigger.h"
 
-namespace hearth::testing {
+namespace hearth::unit {
 
 class TempDir {
  public:
@@ -73,26 +73,24 @@ inline std::vector<uint8_t> Pattern(size_t n, uint8_t seed = 1) {
   return v;
 }
 
-}  // namespace hearth::testing
+// gtest predicates for Result<T> / Status, printing the error on failure.
+template <typename R>
+::testing::AssertionResult IsOk(const R& r) {
+  if (r.ok()) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "error: " << r.error().message();
+}
+template <typename R>
+::testing::AssertionResult ErrorContains(const R& r, const std::string& fragment) {
+  if (r.ok()) return ::testing::AssertionFailure() << "succeeded; expected an error containing \"" << fragment << "\"";
+  if (r.error().message().find(fragment) == std::string::npos) {
+    return ::testing::AssertionFailure() << "error \"" << r.error().message() << "\" does not contain \"" << fragment << "\"";
+  }
+  return ::testing::AssertionSuccess();
+}
 
-// Asserts a Result/Status is ok, printing its error otherwise.
-#define ASSERT_OK(expr)                                              \
-  do {                                                               \
-    const auto& hearth_test_r_ = (expr);                             \
-    ASSERT_TRUE(hearth_test_r_.ok()) << hearth_test_r_.error().message(); \
-  } while (0)
-#define EXPECT_OK(expr)                                              \
-  do {                                                               \
-    const auto& hearth_test_r_ = (expr);                             \
-    EXPECT_TRUE(hearth_test_r_.ok()) << hearth_test_r_.error().message(); \
-  } while (0)
-// Asserts a Result/Status failed with an error message containing `fragment`.
-#define EXPECT_ERROR_CONTAINS(expr, fragment)                                    \
-  do {                                                                           \
-    const auto& hearth_test_r_ = (expr);                                         \
-    if (hearth_test_r_.ok()) {                                                   \
-      ADD_FAILURE() << #expr " succeeded; expected an error containing \"" << (fragment) << "\""; \
-    } else {                                                                     \
-      EXPECT_THAT(hearth_test_r_.error().message(), ::testing::HasSubstr(fragment)); \
-    }                                                                            \
-  } while (0)
+}  // namespace hearth::unit
+
+#define ASSERT_OK(expr) ASSERT_TRUE(::hearth::unit::IsOk(expr))
+#define EXPECT_OK(expr) EXPECT_TRUE(::hearth::unit::IsOk(expr))
+// Expects a Result/Status to have failed with an error message containing `fragment`.
+#define EXPECT_ERROR_CONTAINS(expr, fragment) EXPECT_TRUE(::hearth::unit::ErrorContains((expr), (fragment)))

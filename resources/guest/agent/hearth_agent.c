@@ -27,6 +27,7 @@
 
 #include <linux/cpumask.h>
 #include <linux/init.h>
+#include <linux/irqflags.h>
 #include <linux/io.h>
 #include <linux/kernel.h>
 #include <linux/mm.h>
@@ -150,7 +151,18 @@ static void __init run_action(void)
 		panic("hearth-agent: requested panic");
 	} else {
 		pr_emerg("action %s: unknown\n", action);
+		return;
 	}
+	/*
+	 * Still here: no VMM device took the power-off or reset (e.g. QEMU has
+	 * no port 0x3f4). The shutdown path has already stopped the other CPUs
+	 * and devices, so init cannot run any more: halt this CPU for good.
+	 */
+	pr_emerg("action %s did not stop the machine; halting\n", action);
+	machine_halt();
+	local_irq_disable();
+	for (;;)
+		halt();
 }
 
 /* ---- Power-off handler and panic notifier --------------------------------- */

@@ -103,7 +103,7 @@ TEST(Fd, OpenErrorNamesPath) {
 }
 
 TEST(PreadExact, ReadsAtOffsetAndRejectsShortFile) {
-  testing::TempDir dir;
+  unit::TempDir dir;
   std::string path = dir.WriteText("f", "0123456789");
   auto fd = Fd::Open(path, O_RDONLY);
   ASSERT_OK(fd);
@@ -115,7 +115,7 @@ TEST(PreadExact, ReadsAtOffsetAndRejectsShortFile) {
 }
 
 TEST(RegularFileSize, SizeOfFileAndDirectoryRefused) {
-  testing::TempDir dir;
+  unit::TempDir dir;
   std::string path = dir.WriteText("f", "abcde");
   auto fd = Fd::Open(path, O_RDONLY);
   ASSERT_OK(fd);

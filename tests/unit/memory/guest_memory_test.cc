@@ -14,7 +14,7 @@
 namespace hearth {
 namespace {
 
-using testing::Pattern;
+using unit::Pattern;
 
 constexpr uint64_t kPage = 4096;
 
@@ -152,7 +152,7 @@ TEST(GuestMemory, FillSetsExactRange) {
 }
 
 TEST(GuestMemory, ReadFromFileCopiesBytes) {
-  testing::TempDir dir;
+  unit::TempDir dir;
   auto content = Pattern(10000, 3);
   std::string path = dir.Write("blob", content);
   auto fd = Fd::Open(path, O_RDONLY);
@@ -165,7 +165,7 @@ TEST(GuestMemory, ReadFromFileCopiesBytes) {
 }
 
 TEST(GuestMemory, ReadFromFileRejectsShortFile) {
-  testing::TempDir dir;
+  unit::TempDir dir;
   std::string path = dir.Write("short", Pattern(100));
   auto fd = Fd::Open(path, O_RDONLY);
   ASSERT_OK(fd);
@@ -175,7 +175,7 @@ TEST(GuestMemory, ReadFromFileRejectsShortFile) {
 }
 
 TEST(GuestMemory, ReadFromFileOutOfRangeWritesNothing) {
-  testing::TempDir dir;
+  unit::TempDir dir;
   std::string path = dir.Write("blob", Pattern(0x2000, 9));
   auto fd = Fd::Open(path, O_RDONLY);
   ASSERT_OK(fd);
@@ -183,6 +183,50 @@ TEST(GuestMemory, ReadFromFileOutOfRangeWritesNothing) {
   EXPECT_ERROR_CONTAINS(mem.ReadFromFile(0x3000, fd->get(), 0, 0x2000, "my file"),
                         "my file: guest memory access [0x3000, +0x2000) is outside guest RAM");
   EXPECT_EQ(ReadBack(mem, 0x3000, 0x1000), std::vector<uint8_t>(0x1000, 0));
+}
+
+TEST(GuestMemory, WriteToFileCopiesGuestBytes) {
+  unit::TempDir dir;
+  std::string path = dir.Write("out", std::vector<uint8_t>(16, 0xee));
+  auto fd = Fd::Open(path, O_RDWR);
+  ASSERT_OK(fd);
+  GuestMemory mem = TwoRegions();
+  auto data = Pattern(0x1800, 4);
+  ASSERT_OK(mem.Write(0x10100, data));
+  ASSERT_OK(mem.WriteToFile(0x10100, fd->get(), 8, data.size(), "out"));
+  std::vector<uint8_t> got(8 + data.size());
+  ASSERT_OK(PreadExact(fd->get(), got.data(), got.size(), 0, "out"));
+  EXPECT_EQ(std::vector<uint8_t>(got.begin(), got.begin() + 8), std::vector<uint8_t>(8, 0xee));
+  EXPECT_EQ(std::vector<uint8_t>(got.begin() + 8, got.end()), data);
+}
+
+TEST(GuestMemory, WriteToFileOutOfRangeWritesNothing) {
+  unit::TempDir dir;
+  std::string path = dir.Write("out", {});
+  auto fd = Fd::Open(path, O_RDWR);
+  ASSERT_OK(fd);
+  GuestMemory mem = TwoRegions();
+  EXPECT_ERROR_CONTAINS(mem.WriteToFile(0x11000, fd->get(), 0, 0x2000, "disk"),
+                        "disk: guest memory access [0x11000, +0x2000) is outside guest RAM");
+  auto size = RegularFileSize(fd->get(), path);
+  ASSERT_OK(size);
+  EXPECT_EQ(*size, 0u);
+}
+
+TEST(GuestMemory, AppendIoVecsCoversCheckedRange) {
+  GuestMemory mem = TwoRegions();
+  auto data = Pattern(0x30, 6);
+  ASSERT_OK(mem.Write(0x10010, data));
+  std::vector<iovec> iov;
+  ASSERT_OK(mem.AppendIoVecs(0x10010, 0x30, iov));
+  ASSERT_OK(mem.AppendIoVecs(0x10000, 0, iov));  // Zero length: valid, adds nothing.
+  ASSERT_EQ(iov.size(), 1u);
+  EXPECT_EQ(iov[0].iov_len, 0x30u);
+  const auto* p = static_cast<const uint8_t*>(iov[0].iov_base);
+  EXPECT_EQ(std::vector<uint8_t>(p, p + 0x30), data);
+  EXPECT_ERROR_CONTAINS(mem.AppendIoVecs(0x3ff0, 0x20, iov), "[0x3ff0, +0x20) is outside guest RAM");
+  EXPECT_ERROR_CONTAINS(mem.AppendIoVecs(0xfffffffffffffff0ull, 0x20, iov), "is outside guest RAM");
+  EXPECT_EQ(iov.size(), 1u);  // Failed calls append nothing.
 }
 
 TEST(GuestMemory, CreateRejectsUnalignedRegions) {
