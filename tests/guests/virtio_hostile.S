@@ -92,7 +92,7 @@ _start:
   mov $8, %ebx
   call phex
   PUTS "\n"
-  /* The pattern for the final round trip. */
+  /* The garbage OUT requests carry this pattern too. */
   xor %ecx, %ecx
 1:
   lea PATTERN_BASE(%ecx), %eax
@@ -337,6 +337,8 @@ _start:
   SETUP8 "for the round trip"
   xor %ecx, %ecx
 1:
+  lea PATTERN_BASE(%ecx), %eax
+  mov %eax, VQ_WBUF(,%ecx,4)
   movl $0x5a5a5a5a, VQ_RBUF(,%ecx,4)
   inc %ecx
   cmp $1024, %ecx

@@ -71,7 +71,8 @@
 #define VQ_ID 0x33200
 #define VQ_WBUF 0x34000
 #define VQ_RBUF 0x35000
-#define VQ_AREA_DWORDS (0x6000 / 4)
+/* vio_clear zeroes the rings and the request area, not the data buffers. */
+#define VQ_AREA_DWORDS (0x4000 / 4)
 
 #define VRING_DESC_F_NEXT 1
 #define VRING_DESC_F_WRITE 2
@@ -232,7 +233,7 @@ vio_locate:
 5:
   ret
 
-/* Clears the rings and buffers and the driver's ring indexes. */
+/* Clears the rings, the request area and the driver's ring indexes. */
 vio_clear:
   mov $VQ_DESC, %edi
   mov $VQ_AREA_DWORDS, %ecx

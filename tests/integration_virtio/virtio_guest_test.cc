@@ -27,8 +27,8 @@ namespace {
 using ::testing::HasSubstr;
 
 constexpr int kBadConfig = 153;
-constexpr size_t kImageBytes = 64 * 1024;  // 128 sectors.
-constexpr size_t kPatternOffset = 8 * 512;  // virtio_blk: sector 8.
+constexpr size_t kImageBytes = 64 * 1024;    // 128 sectors.
+constexpr size_t kPatternOffset = 8 * 512;   // virtio_blk: sector 8.
 constexpr size_t kHostileOffset = 16 * 512;  // virtio_hostile: sector 16.
 // A guest run is a few seconds at most; more means something is wrong.
 constexpr double kMaxGuestSeconds = 30.0;
@@ -51,7 +51,8 @@ std::string DwordSum(const std::string& bytes) {
   uint32_t sum = 0;
   for (size_t i = 0; i + 4 <= bytes.size(); i += 4) {
     uint32_t v = 0;
-    for (int b = 0; b < 4; ++b) v |= uint32_t{static_cast<uint8_t>(bytes[i + b])} << (8 * b);
+    for (int b = 0; b < 4; ++b)
+      v |= uint32_t{static_cast<uint8_t>(bytes[i + b])} << (8 * b);
     sum += v;
   }
   char text[16];
@@ -70,7 +71,8 @@ std::string ReadFile(const std::string& path) {
 // to the wrong place shows.
 std::string NumberedImage(size_t size) {
   std::string image(size, '\0');
-  for (size_t i = 0; i < size; ++i) image[i] = static_cast<char>((i * 13 + i / 512) & 0xff);
+  for (size_t i = 0; i < size; ++i)
+    image[i] = static_cast<char>((i * 13 + i / 512) & 0xff);
   return image;
 }
 
@@ -86,20 +88,24 @@ struct Drive {
     return "{\"drive_id\": \"" + id + "\", \"path_on_host\": \"" + path +
            "\", \"is_root_device\": " + (root ? "true" : "false") +
            ", \"is_read_only\": " + (read_only ? "true" : "false") +
-           ", \"cache_type\": \"" + cache + "\", \"io_engine\": \"" + engine + "\"}";
+           ", \"cache_type\": \"" + cache + "\", \"io_engine\": \"" + engine +
+           "\"}";
   }
 };
 
 std::string DrivesJson(const std::vector<Drive>& drives) {
   std::string json = "[";
-  for (size_t i = 0; i < drives.size(); ++i) json += (i ? ", " : "") + drives[i].Json();
+  for (size_t i = 0; i < drives.size(); ++i)
+    json += (i ? ", " : "") + drives[i].Json();
   return json + "]";
 }
 
-ProcessResult RunGuest(const TempDir& dir, const char* guest, const std::vector<Drive>& drives,
+ProcessResult RunGuest(const TempDir& dir, const char* guest,
+                       const std::vector<Drive>& drives,
                        const std::string& boot_args = "console=ttyS0") {
   VmConfigJson config(guest);
-  config.BootArgs(boot_args).MemMib(128).SetRaw("", "drives", DrivesJson(drives));
+  config.BootArgs(boot_args).MemMib(128).SetRaw("", "drives",
+                                                DrivesJson(drives));
   ProcessResult r = RunHearth(dir, config);
   std::printf("[   time   ] %s: %.2f s\n", guest, r.seconds);
   ::testing::Test::RecordProperty("guest_seconds", std::to_string(r.seconds));
@@ -107,7 +113,8 @@ ProcessResult RunGuest(const TempDir& dir, const char* guest, const std::vector<
 }
 
 // The first stdout line that starts with `prefix`, or "" (with a failure).
-std::string LineStartingWith(const ProcessResult& r, const std::string& prefix) {
+std::string LineStartingWith(const ProcessResult& r,
+                             const std::string& prefix) {
   for (const std::string& line : SplitLines(r.out)) {
     if (line.rfind(prefix, 0) == 0) return line;
   }
@@ -130,8 +137,12 @@ TEST_P(VirtioBlkGuest, WritesReadsBackAndFlushes) {
   ProcessResult r = RunGuest(dir, HEARTH_GUEST_VIRTIO_BLK, {disk});
   ASSERT_TRUE(r.ExitedWith(0)) << r.Describe();
   EXPECT_LT(r.seconds, kMaxGuestSeconds);
-  EXPECT_THAT(r.out, HasSubstr("virtio-blk: base=0xd0000000 magic=0x74726976 version=2 device=2\n"));
-  EXPECT_THAT(LineStartingWith(r, "virtio-blk: features="), HasSubstr(" status=0x0f"));
+  EXPECT_THAT(
+      r.out,
+      HasSubstr(
+          "virtio-blk: base=0xd0000000 magic=0x74726976 version=2 device=2\n"));
+  EXPECT_THAT(LineStartingWith(r, "virtio-blk: features="),
+              HasSubstr(" status=0x0f"));
   EXPECT_EQ(LineStartingWith(r, "virtio-blk: OUT"),
             "virtio-blk: OUT answered=yes status=0 used_len=1 isr=0x1");
   EXPECT_EQ(LineStartingWith(r, "virtio-blk: IN"),
@@ -142,20 +153,24 @@ TEST_P(VirtioBlkGuest, WritesReadsBackAndFlushes) {
             "virtio-blk: FLUSH answered=yes status=0 used_len=1 isr=0x1");
   EXPECT_EQ(LineStartingWith(r, "virtio-blk: sector 8 sum="),
             "virtio-blk: sector 8 sum=" + DwordSum(Pattern()));
-  EXPECT_THAT(r.out, HasSubstr("virtio-blk: capacity=128 id=disk0 roundtrip=ok\n"));
+  EXPECT_THAT(r.out,
+              HasSubstr("virtio-blk: capacity=128 id=disk0 roundtrip=ok\n"));
 
   std::string expected = before;
   expected.replace(kPatternOffset, 4096, Pattern());
   const std::string after = ReadFile(disk.path);
   ASSERT_EQ(after.size(), before.size());
-  EXPECT_TRUE(after == expected) << "the image differs outside or inside sector 8..15";
+  EXPECT_TRUE(after == expected)
+      << "the image differs outside or inside sector 8..15";
 }
 
 INSTANTIATE_TEST_SUITE_P(
     EnginesAndCaches, VirtioBlkGuest,
-    ::testing::Combine(::testing::Values("Sync", "Async"), ::testing::Values("Unsafe", "Writeback")),
-    [](const auto& info) {
-      return std::string(std::get<0>(info.param)) + std::get<1>(info.param);
+    ::testing::Combine(::testing::Values("Sync", "Async"),
+                       ::testing::Values("Unsafe", "Writeback")),
+    [](const ::testing::TestParamInfo<VirtioBlkGuest::ParamType>& param_info) {
+      return std::string(std::get<0>(param_info.param)) +
+             std::get<1>(param_info.param);
     });
 
 TEST(VirtioBlkGuestReadOnly, WriteAnswersIoErrAndFileStaysUnchanged) {
@@ -163,17 +178,23 @@ TEST(VirtioBlkGuestReadOnly, WriteAnswersIoErrAndFileStaysUnchanged) {
   const std::string before = NumberedImage(kImageBytes);
   Drive disk{"ro_disk", dir.Write("ro.img", before, 0444)};
   disk.read_only = true;
-  ProcessResult r = RunGuest(dir, HEARTH_GUEST_VIRTIO_BLK, {disk}, "console=ttyS0 vblk.ro");
+  ProcessResult r =
+      RunGuest(dir, HEARTH_GUEST_VIRTIO_BLK, {disk}, "console=ttyS0 vblk.ro");
   ASSERT_TRUE(r.ExitedWith(0)) << r.Describe();
   EXPECT_EQ(LineStartingWith(r, "virtio-blk: OUT"),
             "virtio-blk: OUT answered=yes status=1 used_len=1 isr=0x1");
   EXPECT_EQ(LineStartingWith(r, "virtio-blk: sector 8 sum="),
-            "virtio-blk: sector 8 sum=" + DwordSum(before.substr(kPatternOffset, 4096)));
-  EXPECT_THAT(r.out, HasSubstr("virtio-blk: capacity=128 id=ro_disk readonly=ok\n"));
+            "virtio-blk: sector 8 sum=" +
+                DwordSum(before.substr(kPatternOffset, 4096)));
+  EXPECT_THAT(r.out,
+              HasSubstr("virtio-blk: capacity=128 id=ro_disk readonly=ok\n"));
   // VIRTIO_BLK_F_RO (bit 5) is offered.
   const std::string features = LineStartingWith(r, "virtio-blk: features=");
   ASSERT_GE(features.size(), 40u) << features;
-  const unsigned long low = std::stoul(features.substr(std::string("virtio-blk: features=0x00000001:").size(), 8), nullptr, 16);
+  const unsigned long low =
+      std::stoul(features.substr(
+                     std::string("virtio-blk: features=0x00000001:").size(), 8),
+                 nullptr, 16);
   EXPECT_NE(low & (1u << 5), 0u) << features;
   EXPECT_TRUE(ReadFile(disk.path) == before) << "a read-only image changed";
 }
@@ -184,14 +205,19 @@ TEST(VirtioBlkGuestReadOnly, WritableDiskDoesNotOfferRo) {
   ProcessResult r = RunGuest(dir, HEARTH_GUEST_VIRTIO_BLK, {disk});
   ASSERT_TRUE(r.ExitedWith(0)) << r.Describe();
   const std::string features = LineStartingWith(r, "virtio-blk: features=");
-  EXPECT_THAT(features, HasSubstr("features=0x00000001:")) << "VIRTIO_F_VERSION_1 only in the high word";
-  const unsigned long low = std::stoul(features.substr(std::string("virtio-blk: features=0x00000001:").size(), 8), nullptr, 16);
+  EXPECT_THAT(features, HasSubstr("features=0x00000001:"))
+      << "VIRTIO_F_VERSION_1 only in the high word";
+  const unsigned long low =
+      std::stoul(features.substr(
+                     std::string("virtio-blk: features=0x00000001:").size(), 8),
+                 nullptr, 16);
   EXPECT_EQ(low & (1u << 5), 0u) << features;
 }
 
 TEST(VirtioBlkGuestId, TwentyCharacterIdIsReturnedWhole) {
   TempDir dir;
-  Drive disk{"abcdefghij0123456789", dir.Write("d.img", NumberedImage(kImageBytes))};
+  Drive disk{"abcdefghij0123456789",
+             dir.Write("d.img", NumberedImage(kImageBytes))};
   ProcessResult r = RunGuest(dir, HEARTH_GUEST_VIRTIO_BLK, {disk});
   ASSERT_TRUE(r.ExitedWith(0)) << r.Describe();
   EXPECT_THAT(r.out, HasSubstr(" id=abcdefghij0123456789 roundtrip=ok\n"));
@@ -199,7 +225,8 @@ TEST(VirtioBlkGuestId, TwentyCharacterIdIsReturnedWhole) {
 
 TEST(VirtioBlkGuestId, LongerIdIsCutAtTwentyBytes) {
   TempDir dir;
-  Drive disk{"abcdefghij0123456789_and_more", dir.Write("d.img", NumberedImage(kImageBytes))};
+  Drive disk{"abcdefghij0123456789_and_more",
+             dir.Write("d.img", NumberedImage(kImageBytes))};
   ProcessResult r = RunGuest(dir, HEARTH_GUEST_VIRTIO_BLK, {disk});
   ASSERT_TRUE(r.ExitedWith(0)) << r.Describe();
   EXPECT_THAT(r.out, HasSubstr(" id=abcdefghij0123456789 roundtrip=ok\n"));
@@ -223,7 +250,8 @@ TEST(VirtioBlkGuestLayout, RootDeviceIsFirstAndOthersFollow) {
                                            : "virtio-blk: base=0xd0001000 "));
     EXPECT_THAT(r.out, HasSubstr(" id=" + used.id + " roundtrip=ok\n"));
     EXPECT_EQ(ReadFile(used.path).substr(kPatternOffset, 4096), Pattern());
-    EXPECT_TRUE(ReadFile(untouched.path) == image) << untouched.id << " changed";
+    EXPECT_TRUE(ReadFile(untouched.path) == image)
+        << untouched.id << " changed";
   }
 }
 
@@ -233,7 +261,8 @@ TEST(VirtioBlkGuestLayout, ImageSizeNotAMultipleOf512IsRoundedDown) {
   Drive disk{"disk0", dir.Write("odd.img", before)};
   ProcessResult r = RunGuest(dir, HEARTH_GUEST_VIRTIO_BLK, {disk});
   ASSERT_TRUE(r.ExitedWith(0)) << r.Describe();
-  EXPECT_THAT(r.out, HasSubstr("virtio-blk: capacity=128 id=disk0 roundtrip=ok\n"));
+  EXPECT_THAT(r.out,
+              HasSubstr("virtio-blk: capacity=128 id=disk0 roundtrip=ok\n"));
   EXPECT_EQ(ReadFile(disk.path).size(), before.size());
 }
 
@@ -261,33 +290,57 @@ const Expect kHostileLines[] = {
     // Queue and feature writes after DRIVER_OK are ignored: the rings stay.
     {"hostile: queue regs after driver_ok read",
      "answered=yes used_len=4097 status_byte=0x00 dev_status=0x0f"},
-    // Malformed chains come back with length 0 and no status byte; the device goes on.
-    {"hostile: loop ", "answered=yes used_len=0 status_byte=0xee dev_status=0x0f isr=0x1"},
-    {"hostile: loop 1-2-1", "answered=yes used_len=0 status_byte=0xee dev_status=0x0f isr=0x1"},
-    {"hostile: beyond ram", "answered=yes used_len=0 status_byte=0xee dev_status=0x0f isr=0x1"},
-    {"hostile: straddle ram end", "answered=yes used_len=0 status_byte=0xee dev_status=0x0f isr=0x1"},
-    {"hostile: overflow", "answered=yes used_len=0 status_byte=0xee dev_status=0x0f isr=0x1"},
-    {"hostile: status beyond ram", "answered=yes used_len=0 status_byte=0xee dev_status=0x0f isr=0x1"},
-    {"hostile: next out of range", "answered=yes used_len=0 status_byte=0xee dev_status=0x0f isr=0x1"},
-    {"hostile: readable after writable", "answered=yes used_len=0 status_byte=0xee dev_status=0x0f isr=0x1"},
-    {"hostile: indirect not negotiated", "answered=yes used_len=0 status_byte=0xee dev_status=0x0f isr=0x1"},
+    // Malformed chains come back with length 0 and no status byte; the device
+    // goes on.
+    {"hostile: loop ",
+     "answered=yes used_len=0 status_byte=0xee dev_status=0x0f isr=0x1"},
+    {"hostile: loop 1-2-1",
+     "answered=yes used_len=0 status_byte=0xee dev_status=0x0f isr=0x1"},
+    {"hostile: beyond ram",
+     "answered=yes used_len=0 status_byte=0xee dev_status=0x0f isr=0x1"},
+    {"hostile: straddle ram end",
+     "answered=yes used_len=0 status_byte=0xee dev_status=0x0f isr=0x1"},
+    {"hostile: overflow",
+     "answered=yes used_len=0 status_byte=0xee dev_status=0x0f isr=0x1"},
+    {"hostile: status beyond ram",
+     "answered=yes used_len=0 status_byte=0xee dev_status=0x0f isr=0x1"},
+    {"hostile: next out of range",
+     "answered=yes used_len=0 status_byte=0xee dev_status=0x0f isr=0x1"},
+    {"hostile: readable after writable",
+     "answered=yes used_len=0 status_byte=0xee dev_status=0x0f isr=0x1"},
+    {"hostile: indirect not negotiated",
+     "answered=yes used_len=0 status_byte=0xee dev_status=0x0f isr=0x1"},
     // Well-formed chains with bad requests get a status byte.
-    {"hostile: unknown type", "answered=yes used_len=1 status_byte=0x02 dev_status=0x0f isr=0x1"},
-    {"hostile: odd length", "answered=yes used_len=1 status_byte=0x01 dev_status=0x0f isr=0x1"},
-    {"hostile: past end of disk", "answered=yes used_len=1 status_byte=0x01 dev_status=0x0f isr=0x1"},
-    {"hostile: sector overflow", "answered=yes used_len=1 status_byte=0x01 dev_status=0x0f isr=0x1"},
-    {"hostile: short header", "answered=yes used_len=1 status_byte=0x01 dev_status=0x0f isr=0x1"},
-    {"hostile: no status byte", "answered=yes used_len=0 status_byte=0xee dev_status=0x0f isr=0x1"},
-    {"hostile: read after bad chains", "answered=yes used_len=4097 status_byte=0x00 dev_status=0x0f"},
-    // A broken ring: no answer, DEVICE_NEEDS_RESET and a config-change interrupt,
+    {"hostile: unknown type",
+     "answered=yes used_len=1 status_byte=0x02 dev_status=0x0f isr=0x1"},
+    {"hostile: odd length",
+     "answered=yes used_len=1 status_byte=0x01 dev_status=0x0f isr=0x1"},
+    {"hostile: past end of disk",
+     "answered=yes used_len=1 status_byte=0x01 dev_status=0x0f isr=0x1"},
+    {"hostile: sector overflow",
+     "answered=yes used_len=1 status_byte=0x01 dev_status=0x0f isr=0x1"},
+    {"hostile: short header",
+     "answered=yes used_len=1 status_byte=0x01 dev_status=0x0f isr=0x1"},
+    {"hostile: no status byte",
+     "answered=yes used_len=0 status_byte=0xee dev_status=0x0f isr=0x1"},
+    {"hostile: read after bad chains",
+     "answered=yes used_len=4097 status_byte=0x00 dev_status=0x0f"},
+    // A broken ring: no answer, DEVICE_NEEDS_RESET and a config-change
+    // interrupt,
     // and nothing more until the driver resets the device.
-    {"hostile: head out of range", "answered=no used_len=4294967295 status_byte=0xee dev_status=0x4f isr=0x2"},
+    {"hostile: head out of range",
+     "answered=no used_len=4294967295 status_byte=0xee dev_status=0x4f "
+     "isr=0x2"},
     {"hostile: read while broken", "answered=no"},
     {"hostile: reset", "status=0x00 isr=0x0"},
-    {"hostile: avail idx +1000", "answered=no used_len=4294967295 status_byte=0xee dev_status=0x4f isr=0x2"},
+    {"hostile: avail idx +1000",
+     "answered=no used_len=4294967295 status_byte=0xee dev_status=0x4f "
+     "isr=0x2"},
     // Recovery after a reset.
-    {"hostile: recovery write", "answered=yes used_len=1 status_byte=0x00 dev_status=0x0f isr=0x1"},
-    {"hostile: recovery read", "answered=yes used_len=4097 status_byte=0x00 dev_status=0x0f isr=0x1"},
+    {"hostile: recovery write",
+     "answered=yes used_len=1 status_byte=0x00 dev_status=0x0f isr=0x1"},
+    {"hostile: recovery read",
+     "answered=yes used_len=4097 status_byte=0x00 dev_status=0x0f isr=0x1"},
     {"hostile: survived", "recovered=yes"},
 };
 
@@ -302,7 +355,8 @@ TEST_P(VirtioHostileGuest, DeviceSurvivesGarbageAndRecoversAfterReset) {
   EXPECT_TRUE(r.ExitedWith(0)) << r.Describe();
   EXPECT_LT(r.seconds, kMaxGuestSeconds);
   for (const Expect& e : kHostileLines) {
-    EXPECT_THAT(LineStartingWith(r, e.prefix), HasSubstr(e.contains)) << "probe: " << e.prefix;
+    EXPECT_THAT(LineStartingWith(r, e.prefix), HasSubstr(e.contains))
+        << "probe: " << e.prefix;
   }
   EXPECT_LE(SplitLines(r.err).size(), kMaxStderrLines) << r.err;
 
@@ -311,23 +365,31 @@ TEST_P(VirtioHostileGuest, DeviceSurvivesGarbageAndRecoversAfterReset) {
   expected.replace(kHostileOffset, 4096, Pattern());
   const std::string after = ReadFile(disk.path);
   ASSERT_EQ(after.size(), before.size()) << "the image changed size";
-  EXPECT_TRUE(after.substr(0, kHostileOffset) == before.substr(0, kHostileOffset))
+  EXPECT_TRUE(after.substr(0, kHostileOffset) ==
+              before.substr(0, kHostileOffset))
       << "garbage requests wrote sectors 0..15";
-  EXPECT_TRUE(after == expected) << "the image differs outside the round trip's sectors";
+  EXPECT_TRUE(after == expected)
+      << "the image differs outside the round trip's sectors";
 }
 
-INSTANTIATE_TEST_SUITE_P(Engines, VirtioHostileGuest, ::testing::Values("Sync", "Async"));
+INSTANTIATE_TEST_SUITE_P(
+    Engines, VirtioHostileGuest, ::testing::Values("Sync", "Async"),
+    [](const ::testing::TestParamInfo<VirtioHostileGuest::ParamType>&
+           param_info) { return std::string(param_info.param); });
 
 // ---- bad drive configurations ----------------------------------------------
 
-void ExpectConfigError(const ProcessResult& r, const std::vector<std::string>& names) {
+void ExpectConfigError(const ProcessResult& r,
+                       const std::vector<std::string>& names) {
   EXPECT_FALSE(r.timed_out) << r.Describe();
   EXPECT_LT(r.seconds, 10.0) << r.Describe();
   EXPECT_TRUE(r.ExitedWith(kBadConfig)) << r.Describe();
   EXPECT_THAT(r.err, HasSubstr("hearth: error: "));
   bool named = false;
-  for (const std::string& n : names) named = named || r.err.find(n) != std::string::npos;
-  EXPECT_TRUE(named) << "stderr names none of: " << ::testing::PrintToString(names) << "\n"
+  for (const std::string& n : names)
+    named = named || r.err.find(n) != std::string::npos;
+  EXPECT_TRUE(named) << "stderr names none of: "
+                     << ::testing::PrintToString(names) << "\n"
                      << r.err;
   EXPECT_EQ(r.out, "") << "the guest ran";
 }
@@ -335,21 +397,25 @@ void ExpectConfigError(const ProcessResult& r, const std::vector<std::string>& n
 TEST(VirtioBadDrive, MissingImageIsConfigError) {
   TempDir dir;
   const std::string path = dir.Path("no-such.img");
-  ProcessResult r = RunGuest(dir, HEARTH_GUEST_VIRTIO_BLK, {Drive{"disk0", path}});
+  ProcessResult r =
+      RunGuest(dir, HEARTH_GUEST_VIRTIO_BLK, {Drive{"disk0", path}});
   ExpectConfigError(r, {"drives[0].path_on_host", path});
 }
 
 TEST(VirtioBadDrive, DirectoryAsImageIsConfigError) {
   TempDir dir;
-  ProcessResult r = RunGuest(dir, HEARTH_GUEST_VIRTIO_BLK, {Drive{"disk0", dir.path()}});
+  ProcessResult r =
+      RunGuest(dir, HEARTH_GUEST_VIRTIO_BLK, {Drive{"disk0", dir.path()}});
   ExpectConfigError(r, {"drives[0]", "path_on_host"});
 }
 
 TEST(VirtioBadDrive, WritableDriveOnReadOnlyFileIsConfigError) {
   if (geteuid() == 0) GTEST_SKIP() << "root opens a 0444 file for writing";
   TempDir dir;
-  const std::string path = dir.Write("ro.img", NumberedImage(kImageBytes), 0444);
-  ProcessResult r = RunGuest(dir, HEARTH_GUEST_VIRTIO_BLK, {Drive{"disk0", path}});
+  const std::string path =
+      dir.Write("ro.img", NumberedImage(kImageBytes), 0444);
+  ProcessResult r =
+      RunGuest(dir, HEARTH_GUEST_VIRTIO_BLK, {Drive{"disk0", path}});
   ExpectConfigError(r, {"drives[0].path_on_host", path});
 }
 
@@ -357,8 +423,8 @@ TEST(VirtioBadDrive, SecondMissingImageNamesItsIndex) {
   TempDir dir;
   const std::string good = dir.Write("good.img", NumberedImage(kImageBytes));
   const std::string path = dir.Path("missing.img");
-  ProcessResult r =
-      RunGuest(dir, HEARTH_GUEST_VIRTIO_BLK, {Drive{"disk0", good}, Drive{"disk1", path}});
+  ProcessResult r = RunGuest(dir, HEARTH_GUEST_VIRTIO_BLK,
+                             {Drive{"disk0", good}, Drive{"disk1", path}});
   ExpectConfigError(r, {"drives[1]"});
   EXPECT_THAT(r.err, HasSubstr(path));
 }
@@ -367,15 +433,17 @@ TEST(VirtioBadDrive, TwoRootDevicesIsConfigError) {
   TempDir dir;
   const std::string a = dir.Write("a.img", NumberedImage(kImageBytes));
   const std::string b = dir.Write("b.img", NumberedImage(kImageBytes));
-  ProcessResult r = RunGuest(dir, HEARTH_GUEST_VIRTIO_BLK,
-                             {Drive{"root_a", a, true}, Drive{"root_b", b, true}});
+  ProcessResult r =
+      RunGuest(dir, HEARTH_GUEST_VIRTIO_BLK,
+               {Drive{"root_a", a, true}, Drive{"root_b", b, true}});
   ExpectConfigError(r, {"drives[1]", "root device"});
 }
 
 TEST(VirtioBadDrive, DashInDriveIdIsConfigError) {
   TempDir dir;
   const std::string a = dir.Write("a.img", NumberedImage(kImageBytes));
-  ProcessResult r = RunGuest(dir, HEARTH_GUEST_VIRTIO_BLK, {Drive{"disk-0", a}});
+  ProcessResult r =
+      RunGuest(dir, HEARTH_GUEST_VIRTIO_BLK, {Drive{"disk-0", a}});
   ExpectConfigError(r, {"drives[0].drive_id", "disk-0"});
 }
 

@@ -72,7 +72,8 @@ Block::Block(BlockOptions options, Fd fd, uint64_t capacity_bytes, std::unique_p
       fd_(std::move(fd)),
       capacity_bytes_(capacity_bytes),
       uring_(std::move(uring)) {
-  features_ = kVirtioFRingEventIdx | kVirtioFRingIndirectDesc | kVirtioBlkFSegMax | kVirtioBlkFBlkSize;
+  features_ =
+      kVirtioFRingEventIdx | kVirtioFRingIndirectDesc | kVirtioBlkFSegMax | kVirtioBlkFBlkSize;
   if (options_.read_only) features_ |= kVirtioBlkFRo;
   if (options_.cache == BlockOptions::kWriteback) features_ |= kVirtioBlkFFlush;
   config_.capacity = capacity_bytes_ >> kSectorShift;
@@ -98,7 +99,8 @@ void Block::WriteConfig(uint64_t offset, std::span<const uint8_t> data) {
 
 Status Block::Activate(VirtioActivation activation) {
   if (activated_) return Error("virtio-blk: activated twice");
-  if (activation.memory == nullptr || activation.queues == nullptr || activation.queues->size() != 1) {
+  if (activation.memory == nullptr || activation.queues == nullptr ||
+      activation.queues->size() != 1) {
     return Error("virtio-blk: activation needs guest memory and exactly one queue");
   }
   Queue& queue = (*activation.queues)[0];
@@ -174,14 +176,23 @@ bool Block::HandleRequest(const BlockRequest& request) {
     return true;
   }
   switch (request.type) {
-    case VIRTIO_BLK_T_IN: ++metrics_.read_requests; break;
-    case VIRTIO_BLK_T_OUT: ++metrics_.write_requests; break;
-    case VIRTIO_BLK_T_FLUSH: ++metrics_.flush_requests; break;
-    case VIRTIO_BLK_T_GET_ID: ++metrics_.get_id_requests; break;
+    case VIRTIO_BLK_T_IN:
+      ++metrics_.read_requests;
+      break;
+    case VIRTIO_BLK_T_OUT:
+      ++metrics_.write_requests;
+      break;
+    case VIRTIO_BLK_T_FLUSH:
+      ++metrics_.flush_requests;
+      break;
+    case VIRTIO_BLK_T_GET_ID:
+      ++metrics_.get_id_requests;
+      break;
   }
-  const bool needs_io = ((request.type == VIRTIO_BLK_T_IN || request.type == VIRTIO_BLK_T_OUT) &&
-                         request.length > 0) ||
-                        (request.type == VIRTIO_BLK_T_FLUSH && options_.cache == BlockOptions::kWriteback);
+  const bool needs_io =
+      ((request.type == VIRTIO_BLK_T_IN || request.type == VIRTIO_BLK_T_OUT) &&
+       request.length > 0) ||
+      (request.type == VIRTIO_BLK_T_FLUSH && options_.cache == BlockOptions::kWriteback);
   if (uring_ && needs_io) {
     if (SubmitAsync(request.head, request)) return false;  // Completes in ReapCompletions.
     Complete(request.head, request.status_addr, VIRTIO_BLK_S_IOERR, 1);
@@ -193,7 +204,8 @@ bool Block::HandleRequest(const BlockRequest& request) {
   return true;
 }
 
-void Block::Complete(uint16_t head, std::optional<uint64_t> status_addr, uint8_t status, uint32_t len) {
+void Block::Complete(uint16_t head, std::optional<uint64_t> status_addr, uint8_t status,
+                     uint32_t len) {
   if (status_addr && !memory_->WriteObj<uint8_t>(*status_addr, status).ok()) len = 0;
   if (auto s = queue_->AddUsed(*memory_, head, len); !s.ok()) {
     LOG_WARN("virtio-blk " << options_.drive_id << ": " << s.error().message());
@@ -202,7 +214,8 @@ void Block::Complete(uint16_t head, std::optional<uint64_t> status_addr, uint8_t
 
 Status Block::DataIovecs(const BlockRequest& request, std::vector<iovec>& out) const {
   out.clear();
-  for (const auto& b : request.data) RETURN_IF_ERROR(AppendGuestIovecs(*memory_, b.addr, b.len, out));
+  for (const auto& b : request.data)
+    RETURN_IF_ERROR(AppendGuestIovecs(*memory_, b.addr, b.len, out));
   return Ok();
 }
 
@@ -287,9 +300,12 @@ bool Block::PrepInFlight(uint16_t head) {
   auto prep = [&] {
     const unsigned count = static_cast<unsigned>(f.iov.size() - f.iov_start);
     switch (f.type) {
-      case VIRTIO_BLK_T_IN: return uring_->PrepReadv(head, f.iov.data() + f.iov_start, count, f.offset);
-      case VIRTIO_BLK_T_OUT: return uring_->PrepWritev(head, f.iov.data() + f.iov_start, count, f.offset);
-      default: return uring_->PrepFsync(head);
+      case VIRTIO_BLK_T_IN:
+        return uring_->PrepReadv(head, f.iov.data() + f.iov_start, count, f.offset);
+      case VIRTIO_BLK_T_OUT:
+        return uring_->PrepWritev(head, f.iov.data() + f.iov_start, count, f.offset);
+      default:
+        return uring_->PrepFsync(head);
     }
   };
   if (!prep()) {
@@ -343,7 +359,8 @@ void Block::OnCompletion(uint16_t head, int32_t res, bool* used_added) {
   }
   const bool write = f.type == VIRTIO_BLK_T_OUT;
   if (res <= 0) {
-    HostError(write ? "io_uring writev" : "io_uring readv", res < 0 ? -res : (write ? ENOSPC : EIO));
+    HostError(write ? "io_uring writev" : "io_uring readv",
+              res < 0 ? -res : (write ? ENOSPC : EIO));
     FinishInFlight(head, VIRTIO_BLK_S_IOERR, 1);
     *used_added = true;
     return;
@@ -411,7 +428,7 @@ void Block::HostError(const std::string& what, int err) {
 void Block::MarkBroken(const Error& error) {
   needs_reset_ = true;
   LOG_WARN("virtio-blk " << options_.drive_id << ": " << error.message() << ": device needs reset");
-  interrupt_->Raise(kVirtioIntConfigChange);
+  interrupt_->SetNeedsReset();  // DEVICE_NEEDS_RESET plus a config-change interrupt.
 }
 
 BlockState Block::Save() const {

@@ -10,7 +10,7 @@
 //
 // Hostile input never crashes the device: a malformed request is answered IOERR (or UNSUPP) and
 // counted; a chain the queue cannot walk is returned with length 0; a broken ring (index or head
-// out of range) stops the device and sets needs_reset() until the driver resets it.
+// out of range) stops the device and reports DEVICE_NEEDS_RESET until the driver resets it.
 #pragma once
 
 #include <sys/uio.h>
@@ -97,13 +97,15 @@ class Block : public VirtioDevice {
   std::vector<EventSource> event_sources() const override;
   void OnEvent(int fd, uint32_t events) override;
 
-  // The ring is broken: the transport should report DEVICE_NEEDS_RESET (a config-change
-  // interrupt was raised when this became true). Cleared by Reset.
+  // The ring is broken: the device told the transport (VirtioInterrupt::SetNeedsReset) and
+  // processes nothing more until Reset, which clears this.
   bool needs_reset() const { return needs_reset_; }
 
   const BlockOptions& options() const { return options_; }
   // The engine in use (kSync after an io_uring fallback).
-  BlockOptions::IoEngine engine() const { return uring_ ? BlockOptions::kAsync : BlockOptions::kSync; }
+  BlockOptions::IoEngine engine() const {
+    return uring_ ? BlockOptions::kAsync : BlockOptions::kSync;
+  }
   uint64_t capacity_sectors() const { return capacity_bytes_ >> kSectorShift; }
   const BlockMetrics& metrics() const { return metrics_; }
   // Requests handed to io_uring and not yet completed.

@@ -14,8 +14,7 @@ Status AppendGuestIovecs(const GuestMemory& memory, uint64_t addr, uint64_t len,
     return Ok();
   }
   std::ostringstream s;
-  s << "guest memory access [0x" << std::hex << addr << ", +0x" << len
-    << ") is outside guest RAM";
+  s << "guest memory access [0x" << std::hex << addr << ", +0x" << len << ") is outside guest RAM";
   return Error(s.str());
 }
 

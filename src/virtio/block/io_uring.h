@@ -46,7 +46,7 @@ class IoUring {
 
   std::unique_ptr<io_uring> ring_;
   EventFd eventfd_;
-  int fd_;      // The disk fd, or 0 (its fixed-file index) when registered.
+  int fd_;  // The disk fd, or 0 (its fixed-file index) when registered.
   bool fixed_;
 };
 

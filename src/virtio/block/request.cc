@@ -1,5 +1,6 @@
 #include "virtio/block/request.h"
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 
@@ -71,7 +72,8 @@ BlockRequest ParseRequest(const GuestMemory& memory, const DescriptorChain& chai
     case VIRTIO_BLK_T_IN:
     case VIRTIO_BLK_T_OUT: {
       const bool write = header.type == VIRTIO_BLK_T_OUT;
-      if (write && disk.read_only) return Fail(std::move(r), VIRTIO_BLK_S_IOERR, "write to a read-only disk");
+      if (write && disk.read_only)
+        return Fail(std::move(r), VIRTIO_BLK_S_IOERR, "write to a read-only disk");
       if (write) {
         r.length = chain.readable_bytes - sizeof(header);
         Slice(chain.readable, sizeof(header), r.length, r.data);

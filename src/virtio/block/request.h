@@ -43,8 +43,8 @@ struct BlockRequest {
   bool unsupported() const { return status == VIRTIO_BLK_S_UNSUPP; }
 
   uint32_t type = 0;
-  uint64_t offset = 0;   // Byte offset into the disk (IN/OUT).
-  uint64_t length = 0;   // Data bytes (IN/OUT/GET_ID).
+  uint64_t offset = 0;  // Byte offset into the disk (IN/OUT).
+  uint64_t length = 0;  // Data bytes (IN/OUT/GET_ID).
   // The data segments: device-writable ones for IN and GET_ID, device-readable ones for OUT.
   std::vector<GuestBuffer> data;
 };

@@ -95,7 +95,7 @@ struct ElfImage {
     std::vector<uint8_t> out(kPayloadBase, 0);
     std::memcpy(out.data(), &eh, sizeof(eh));
     EXPECT_LE(sizeof(eh) + ph.size() * sizeof(Elf64_Phdr), kPayloadBase);
-    std::memcpy(out.data() + sizeof(eh), ph.data(), ph.size() * sizeof(Elf64_Phdr));
+    if (!ph.empty()) std::memcpy(out.data() + sizeof(eh), ph.data(), ph.size() * sizeof(Elf64_Phdr));
     out.insert(out.end(), payload.begin(), payload.end());
     return out;
   }

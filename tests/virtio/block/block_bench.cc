@@ -20,9 +20,9 @@ constexpr int kReps = 15;
 struct Workload {
   const char* name;
   uint32_t type;
-  uint32_t block;        // Bytes per request.
-  int depth;             // Requests made available per kick.
-  int requests;          // Requests per measured run.
+  uint32_t block;  // Bytes per request.
+  int depth;       // Requests made available per kick.
+  int requests;    // Requests per measured run.
   bool random;
 };
 
@@ -37,20 +37,25 @@ double Median(std::vector<double> v) {
 
 void Run(BlockOptions::IoEngine engine, const Workload& w, const std::string& path) {
   BlockHarness h(64ull << 20);
-  if (!h.Start(BlockOptions{"bench", path, false, BlockOptions::kUnsafe, engine}, /*event_idx=*/true)) {
+  if (!h.Start(BlockOptions{"bench", path, false, BlockOptions::kUnsafe, engine},
+               /*event_idx=*/true)) {
     std::abort();
   }
   VirtioDriver& d = h.driver();
-  struct Slot { uint64_t header, data, status; };
+  struct Slot {
+    uint64_t header, data, status;
+  };
   std::vector<Slot> slots(w.depth);
   for (int j = 0; j < w.depth; ++j) {
     slots[j] = {d.Alloc(16), d.Alloc(w.block), d.Alloc(1)};
     const bool in = w.type == VIRTIO_BLK_T_IN;
     const uint16_t base = static_cast<uint16_t>(3 * j);
-    d.WriteDescriptor(base, VirtqDesc{slots[j].header, 16, kVirtqDescNext, static_cast<uint16_t>(base + 1)});
-    d.WriteDescriptor(base + 1, VirtqDesc{slots[j].data, w.block,
-                                          static_cast<uint16_t>(kVirtqDescNext | (in ? kVirtqDescWrite : 0)),
-                                          static_cast<uint16_t>(base + 2)});
+    d.WriteDescriptor(
+        base, VirtqDesc{slots[j].header, 16, kVirtqDescNext, static_cast<uint16_t>(base + 1)});
+    d.WriteDescriptor(base + 1,
+                      VirtqDesc{slots[j].data, w.block,
+                                static_cast<uint16_t>(kVirtqDescNext | (in ? kVirtqDescWrite : 0)),
+                                static_cast<uint16_t>(base + 2)});
     d.WriteDescriptor(base + 2, VirtqDesc{slots[j].status, 1, kVirtqDescWrite, 0});
   }
   std::mt19937_64 rng(42);
@@ -63,7 +68,8 @@ void Run(BlockOptions::IoEngine engine, const Workload& w, const std::string& pa
       const uint16_t target = static_cast<uint16_t>(d.used_idx() + w.depth);
       for (int j = 0; j < w.depth; ++j) {
         uint64_t blockno = w.random ? rng() % blocks : (next_seq++ % blocks);
-        (void)h.memory().WriteObj(slots[j].header, BlockRequestHeader{w.type, 0, blockno * w.block / 512});
+        (void)h.memory().WriteObj(slots[j].header,
+                                  BlockRequestHeader{w.type, 0, blockno * w.block / 512});
         d.PublishHead(static_cast<uint16_t>(3 * j));
       }
       h.Kick();

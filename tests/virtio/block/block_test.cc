@@ -18,7 +18,8 @@ namespace {
 constexpr uint64_t kImageSize = 64 * 1024;  // 128 sectors.
 
 BlockOptions Options(const std::string& path, BlockOptions::IoEngine engine,
-                     BlockOptions::CacheType cache = BlockOptions::kUnsafe, bool read_only = false) {
+                     BlockOptions::CacheType cache = BlockOptions::kUnsafe,
+                     bool read_only = false) {
   return BlockOptions{"rootfs", path, read_only, cache, engine};
 }
 
@@ -32,7 +33,8 @@ std::string EngineName(const ::testing::TestParamInfo<BlockOptions::IoEngine>& i
 TEST(VirtioBlock, CreateNamesAMissingPath) {
   auto device = Block::Create(Options("/nonexistent/disk.img", BlockOptions::kSync));
   ASSERT_FALSE(device.ok());
-  EXPECT_EQ(device.error().message(), "drive rootfs: open /nonexistent/disk.img: No such file or directory");
+  EXPECT_EQ(device.error().message(),
+            "drive rootfs: open /nonexistent/disk.img: No such file or directory");
 }
 
 TEST(VirtioBlock, CreateRefusesADirectory) {
@@ -40,7 +42,8 @@ TEST(VirtioBlock, CreateRefusesADirectory) {
   auto device = Block::Create(Options(image.dir(), BlockOptions::kSync));
   ASSERT_FALSE(device.ok());
   // Opening a directory O_RDWR fails already; read-only it opens and fails the file check.
-  EXPECT_NE(device.error().message().find(image.dir()), std::string::npos) << device.error().message();
+  EXPECT_NE(device.error().message().find(image.dir()), std::string::npos)
+      << device.error().message();
   auto ro = Block::Create(Options(image.dir(), BlockOptions::kSync, BlockOptions::kUnsafe, true));
   ASSERT_FALSE(ro.ok());
   EXPECT_EQ(ro.error().message(), "drive rootfs: " + image.dir() + ": not a regular file");
@@ -60,7 +63,8 @@ TEST(VirtioBlock, OffersFeaturesByOptions) {
   EXPECT_EQ((*unsafe)->device_type(), kVirtioIdBlock);
   EXPECT_EQ((*unsafe)->queue_max_sizes(), std::vector<uint16_t>{256});
 
-  auto wb_ro = Block::Create(Options(image.path(), BlockOptions::kSync, BlockOptions::kWriteback, true));
+  auto wb_ro =
+      Block::Create(Options(image.path(), BlockOptions::kSync, BlockOptions::kWriteback, true));
   ASSERT_TRUE(wb_ro.ok());
   EXPECT_TRUE((*wb_ro)->device_features() & kVirtioBlkFFlush);
   EXPECT_TRUE((*wb_ro)->device_features() & kVirtioBlkFRo);
@@ -123,7 +127,8 @@ TEST(VirtioBlockDeathTest, FallsBackToSyncWithoutIoUring) {
     if (::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) std::_Exit(3);
     BlockHarness h;
     if (!h.Start(Options(image.path(), BlockOptions::kAsync))) std::_Exit(4);
-    if (h.device().engine() != BlockOptions::kSync || !h.device().event_sources().empty()) std::_Exit(5);
+    if (h.device().engine() != BlockOptions::kSync || !h.device().event_sources().empty())
+      std::_Exit(5);
     Request r = h.Add(VIRTIO_BLK_T_IN, 1, 512);
     h.Kick();
     std::_Exit(h.Status(r) == VIRTIO_BLK_S_OK && h.Data(r, 512) == Pattern(512, 512) ? 0 : 6);
@@ -200,7 +205,8 @@ TEST_P(VirtioBlockEngine, WritesSectors) {
   h_.Kick();
   EXPECT_EQ(h_.Status(r), VIRTIO_BLK_S_OK);
   EXPECT_EQ(h_.Used(0).len, 1u);
-  auto file = h_.device().metrics().write_bytes == 1536u ? image_.Contents() : std::vector<uint8_t>{};
+  auto file =
+      h_.device().metrics().write_bytes == 1536u ? image_.Contents() : std::vector<uint8_t>{};
   ASSERT_EQ(file.size(), kImageSize);
   EXPECT_EQ(std::vector<uint8_t>(file.begin() + 10 * 512, file.begin() + 10 * 512 + 1536), data);
   // Neighbours untouched.
@@ -224,7 +230,8 @@ TEST_P(VirtioBlockEngine, ServesAnyDescriptorFraming) {
   uint64_t h1 = d.AllocWith(std::span(header).first(5));
   uint64_t h2 = d.AllocWith(std::span(header).subspan(5));
   uint64_t a = d.Alloc(512), b = d.Alloc(1024), tail = d.Alloc(512 + 1);
-  uint16_t head = d.AddChain({{h1, 5}, {h2, 11}, {a, 512, true}, {b, 1024, true}, {tail, 513, true}});
+  uint16_t head =
+      d.AddChain({{h1, 5}, {h2, 11}, {a, 512, true}, {b, 1024, true}, {tail, 513, true}});
   h_.Kick();
   ASSERT_EQ(d.used_idx(), 1);
   EXPECT_EQ(h_.Used(0).id, head);
@@ -329,8 +336,8 @@ TEST_P(VirtioBlockEngine, ReadOnlyDiskRefusesWrites) {
 TEST_P(VirtioBlockEngine, RefusesRequestsBeyondTheEnd) {
   ASSERT_TRUE(Start());
   const uint64_t sectors = kImageSize / 512;
-  Request last = h_.Add(VIRTIO_BLK_T_IN, sectors - 1, 512);   // The last sector: fine.
-  Request past = h_.Add(VIRTIO_BLK_T_IN, sectors, 512);       // One past.
+  Request last = h_.Add(VIRTIO_BLK_T_IN, sectors - 1, 512);  // The last sector: fine.
+  Request past = h_.Add(VIRTIO_BLK_T_IN, sectors, 512);      // One past.
   Request straddle = h_.Add(VIRTIO_BLK_T_IN, sectors - 1, 1024);
   Request far = h_.Add(VIRTIO_BLK_T_OUT, 1ull << 40, 512, std::vector<uint8_t>(512, 1));
   h_.Kick();
@@ -349,7 +356,8 @@ TEST_P(VirtioBlockEngine, RefusesASectorWhoseOffsetOverflows) {
   const uint64_t max = std::numeric_limits<uint64_t>::max();
   Request a = h_.Add(VIRTIO_BLK_T_IN, max, 512);
   Request b = h_.Add(VIRTIO_BLK_T_IN, (max >> 9) + 1, 512);  // * 512 wraps to 0.
-  Request c = h_.Add(VIRTIO_BLK_T_OUT, max >> 9, 512, std::vector<uint8_t>(512, 9));  // + len wraps.
+  Request c =
+      h_.Add(VIRTIO_BLK_T_OUT, max >> 9, 512, std::vector<uint8_t>(512, 9));  // + len wraps.
   h_.Kick();
   EXPECT_EQ(h_.Status(a), VIRTIO_BLK_S_IOERR);
   EXPECT_EQ(h_.Status(b), VIRTIO_BLK_S_IOERR);
@@ -465,10 +473,10 @@ TEST_P(VirtioBlockEngine, ReportsABrokenRing) {
   h_.driver().SetAvailIdx(1000);  // More entries than the queue holds.
   h_.Kick();
   EXPECT_TRUE(h_.device().needs_reset());
-  EXPECT_EQ(h_.interrupt().config(), 1);
+  EXPECT_EQ(h_.interrupt().needs_reset, 1);
   EXPECT_EQ(h_.driver().used_idx(), 0);
   h_.Kick();  // Stays stopped.
-  EXPECT_EQ(h_.interrupt().config(), 1);
+  EXPECT_EQ(h_.interrupt().needs_reset, 1);
   h_.device().Reset();
   EXPECT_FALSE(h_.device().needs_reset());
   EXPECT_FALSE(h_.device().activated());
@@ -493,13 +501,13 @@ TEST_P(VirtioBlockEngine, ReportsAHostWriteErrorAndKeepsWorking) {
   EXPECT_EQ(h_.UsedLen(r), 1025u);
   EXPECT_EQ(h_.Data(r, 1024), Pattern(1024, 4 * 512));
   EXPECT_EQ(h_.device().metrics().io_errors, 1u);
-  EXPECT_EQ(h_.interrupt().used(), 1);
+  EXPECT_GE(h_.interrupt().used(), 1);  // Async: once per reap that returned something.
 }
 
 TEST_P(VirtioBlockEngine, ReportsAReadPastAShrunkImage) {
   ASSERT_TRUE(Start());
   ASSERT_EQ(::truncate(image_.path().c_str(), 4096), 0);  // The image shrinks under the device.
-  Request r = h_.Add(VIRTIO_BLK_T_IN, 6, 2048);  // Bytes 3072..5119: half of it is gone.
+  Request r = h_.Add(VIRTIO_BLK_T_IN, 6, 2048);           // Bytes 3072..5119: half of it is gone.
   Request ok = h_.Add(VIRTIO_BLK_T_IN, 0, 512);
   h_.Kick();
   EXPECT_EQ(h_.Status(r), VIRTIO_BLK_S_IOERR);
@@ -683,9 +691,18 @@ TEST_P(VirtioBlockEngine, WorksThroughTheMmioTransport) {
     auto file = image_.Contents();
     EXPECT_EQ(std::vector<uint8_t>(file.begin() + 64 * 512, file.begin() + 72 * 512), data);
 
+    // A broken ring: the transport reports DEVICE_NEEDS_RESET with a config-change interrupt.
+    ring.SetAvailIdx(static_cast<uint16_t>(ring.avail_idx() + 1000));
+    m.Write(mmio::kQueueNotify, 0);
+    EXPECT_TRUE(m.Read(mmio::kStatus) & kStatusNeedsReset);
+    EXPECT_TRUE(m.Read(mmio::kInterruptStatus) & kVirtioIntConfigChange);
+    EXPECT_EQ(ring.used_idx(), 2);
+
     // Reset through the status register.
     m.Write(mmio::kStatus, 0);
     EXPECT_FALSE(block->activated());
+    EXPECT_FALSE(block->needs_reset());
+    EXPECT_EQ(m.Read(mmio::kStatus), 0u);
   }
 }
 

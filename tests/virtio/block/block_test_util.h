@@ -3,9 +3,10 @@
 #pragma once
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <poll.h>
-#include <sys/epoll.h>
 #include <stdlib.h>
+#include <sys/epoll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,8 +18,6 @@
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "tests/virtio_support/virtio_driver.h"
 #include "virtio/block/block.h"
@@ -44,7 +43,8 @@ class TempImage {
     path_ = dir_ + "/disk.img";
     std::ofstream out(path_, std::ios::binary);
     auto bytes = fill ? Pattern(size) : std::vector<uint8_t>(size);
-    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    out.write(reinterpret_cast<const char*>(bytes.data()),
+              static_cast<std::streamsize>(bytes.size()));
   }
   ~TempImage() { std::filesystem::remove_all(dir_); }
   const std::string& path() const { return path_; }
@@ -61,6 +61,7 @@ class TempImage {
 class CountingInterrupt : public VirtioInterrupt {
  public:
   void Raise(uint32_t cause) override { ++raised[cause]; }
+  void SetNeedsReset() override { ++needs_reset; }
   int used() const { return Count(kVirtioIntUsedBuffer); }
   int config() const { return Count(kVirtioIntConfigChange); }
   int Count(uint32_t cause) const {
@@ -68,6 +69,7 @@ class CountingInterrupt : public VirtioInterrupt {
     return it == raised.end() ? 0 : it->second;
   }
   std::map<uint32_t, int> raised;
+  int needs_reset = 0;
 };
 
 // Where a request's pieces live, to check them after the device answered.
@@ -93,7 +95,8 @@ class BlockHarness {
   static constexpr uint64_t kDataBase = 0x10000;
 
   explicit BlockHarness(uint64_t mem_size = kMemSize)
-      : memory_(std::make_unique<GuestMemory>(std::move(GuestMemory::Create({{0, mem_size}})).value())),
+      : memory_(
+            std::make_unique<GuestMemory>(std::move(GuestMemory::Create({{0, mem_size}})).value())),
         driver_(*memory_, kRingBase, Block::kQueueSize, kDataBase),
         interrupt_(std::make_shared<CountingInterrupt>()) {
     queues_.emplace_back(Block::kQueueSize);
@@ -137,8 +140,10 @@ class BlockHarness {
     Request r{};
     r.header = driver_.AllocWith(HeaderBytes(type, sector));
     r.data = driver_.Alloc(len == 0 ? 1 : len);
-    if (!out.empty()) driver_.WriteBytes(r.data, out);
-    else (void)memory_->Fill(r.data, 0xee, len);
+    if (!out.empty())
+      driver_.WriteBytes(r.data, out);
+    else
+      (void)memory_->Fill(r.data, 0xee, len);
     r.status = driver_.AllocWith(std::vector<uint8_t>{0xff});
     const bool device_writes = type != VIRTIO_BLK_T_OUT;
     std::vector<BufferSpec> chain{{r.header, 16, false}};
@@ -149,7 +154,9 @@ class BlockHarness {
   }
 
   uint8_t Status(const Request& r) const { return driver_.ReadBytes(r.status, 1)[0]; }
-  std::vector<uint8_t> Data(const Request& r, uint64_t len) const { return driver_.ReadBytes(r.data, len); }
+  std::vector<uint8_t> Data(const Request& r, uint64_t len) const {
+    return driver_.ReadBytes(r.data, len);
+  }
   // The used element for the n-th request returned (0-based).
   VirtqUsedElem Used(uint16_t n) const { return driver_.used_elem(n); }
   // The used length reported for `head` (the async engine completes out of order); fails the

@@ -1,8 +1,8 @@
 #include "virtio/block/request.h"
 
-#include <limits>
-
 #include <gtest/gtest.h>
+
+#include <limits>
 
 #include "tests/virtio/block/block_test_util.h"
 
@@ -24,7 +24,8 @@ class ParseRequestTest : public ::testing::Test {
     next_ += (len + 15) & ~uint64_t{15};
     return addr;
   }
-  static DescriptorChain Chain(std::vector<GuestBuffer> readable, std::vector<GuestBuffer> writable) {
+  static DescriptorChain Chain(std::vector<GuestBuffer> readable,
+                               std::vector<GuestBuffer> writable) {
     DescriptorChain c;
     c.head = 7;
     for (auto& b : readable) c.readable_bytes += b.len;
@@ -78,7 +79,8 @@ TEST_F(ParseRequestTest, NamesWhyARequestFails) {
     return ParseRequest(memory_, Chain({{hdr, 16}}, {{data, len}, {s, 1}}), disk_);
   };
   EXPECT_EQ(parse(VIRTIO_BLK_T_IN, 0, 100).error, "data length 100 is not a multiple of 512");
-  EXPECT_EQ(parse(VIRTIO_BLK_T_IN, 128, 512).error, "sector 128 + 512 bytes is beyond the end of the disk");
+  EXPECT_EQ(parse(VIRTIO_BLK_T_IN, 128, 512).error,
+            "sector 128 + 512 bytes is beyond the end of the disk");
   EXPECT_EQ(parse(VIRTIO_BLK_T_IN, std::numeric_limits<uint64_t>::max(), 512).error,
             "sector 18446744073709551615 overflows a byte offset");
   EXPECT_EQ(parse(99, 0, 512).error, "request type 99 is not supported");
