@@ -104,6 +104,10 @@ std::optional<Options> ParseOptions(int argc, char** argv) {
   if (argc < 2) return std::nullopt;
   Options o;
   o.mode = argv[1];
+  if (o.mode != "floor" && o.mode != "linux" && o.mode != "memory" && o.mode != "host") {
+    std::fprintf(stderr, "unknown mode %s\n", o.mode.c_str());
+    return std::nullopt;
+  }
   for (int i = 2; i < argc; ++i) {
     std::string a = argv[i];
     auto value = [&]() -> const char* {
@@ -310,6 +314,8 @@ RunResult Run(const RunSpec& spec) {
     r.failure = "timeout after " + std::to_string(static_cast<int>(spec.timeout_ms / 1000)) + " s";
   } else if (!spec.marker.empty() && r.marker_ms < 0) {
     r.failure = "marker '" + spec.marker + "' not seen";
+  } else if (spec.probe && !probed) {
+    r.failure = "exited (status " + std::to_string(r.exit_status) + ") before the measurement";
   } else if (!probed && std::find(spec.ok_exits.begin(), spec.ok_exits.end(), r.exit_status) ==
                             spec.ok_exits.end()) {
     r.failure = "exit status " + std::to_string(r.exit_status);

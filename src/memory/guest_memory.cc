@@ -69,14 +69,14 @@ bool GuestMemory::IsValidRange(uint64_t addr, uint64_t len) const {
 Status GuestMemory::Read(uint64_t addr, std::span<uint8_t> out) const {
   const uint8_t* src = HostRange(addr, out.size());
   if (src == nullptr) return RangeError(addr, out.size());
-  std::memcpy(out.data(), src, out.size());
+  if (!out.empty()) std::memcpy(out.data(), src, out.size());
   return Ok();
 }
 
 Status GuestMemory::Write(uint64_t addr, std::span<const uint8_t> data) {
   uint8_t* dst = HostRange(addr, data.size());
   if (dst == nullptr) return RangeError(addr, data.size());
-  std::memcpy(dst, data.data(), data.size());
+  if (!data.empty()) std::memcpy(dst, data.data(), data.size());
   return Ok();
 }
 

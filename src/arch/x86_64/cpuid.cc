@@ -29,7 +29,8 @@ uint32_t CeilLog2(uint32_t v) { return v <= 1 ? 0 : 32 - static_cast<uint32_t>(s
 
 std::vector<kvm_cpuid_entry2> FilterCpuid(std::vector<kvm_cpuid_entry2> entries,
                                           const CpuidOptions& o) {
-  const uint32_t threads_per_core = o.smt ? 2 : 1;
+  // A single vCPU is one thread of one core, whatever smt says.
+  const uint32_t threads_per_core = (o.smt && o.vcpu_count > 1) ? 2 : 1;
   for (auto& e : entries) {
     switch (e.function) {
       case kLeafFeatures:

@@ -10,7 +10,7 @@
 #include <cstring>
 
 #include "base/log.h"
-#include "virtio/block/guest_iovec.h"
+#include "virtio/block/iovec_cursor.h"
 #include "virtio/block/io_uring.h"
 
 namespace hearth {
@@ -215,7 +215,7 @@ void Block::Complete(uint16_t head, std::optional<uint64_t> status_addr, uint8_t
 Status Block::DataIovecs(const BlockRequest& request, std::vector<iovec>& out) const {
   out.clear();
   for (const auto& b : request.data)
-    RETURN_IF_ERROR(AppendGuestIovecs(*memory_, b.addr, b.len, out));
+    RETURN_IF_ERROR(memory_->AppendIoVecs(b.addr, b.len, out));
   return Ok();
 }
 
