@@ -30,13 +30,17 @@ set -euo pipefail
 # running it, so editing this file while a build runs is safe.
 {
 
-readonly RESOURCES_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-readonly REPO_DIR="$(dirname "${RESOURCES_DIR}")"
-readonly SELF="${RESOURCES_DIR}/$(basename "${BASH_SOURCE[0]}")"
+RESOURCES_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+readonly RESOURCES_DIR
+REPO_DIR="$(dirname "${RESOURCES_DIR}")"
+readonly REPO_DIR
+SELF="${RESOURCES_DIR}/$(basename "${BASH_SOURCE[0]}")"
+readonly SELF
 readonly CACHE_DIR="${HEARTH_CACHE_DIR:-${HOME}/.cache/hearth}"
 readonly LINUX_TARBALL="${HEARTH_LINUX_TARBALL:-/usr/src/linux-source-6.1.tar.xz}"
 readonly BUSYBOX="${HEARTH_BUSYBOX:-/bin/busybox}"
-readonly JOBS="$(nproc)"
+JOBS="$(nproc)"
+readonly JOBS
 
 # Fixed metadata, so that rebuilding the same inputs gives the same bytes.
 export KBUILD_BUILD_TIMESTAMP="1970-01-01 00:00:00 UTC"
@@ -44,7 +48,7 @@ export KBUILD_BUILD_USER="hearth"
 export KBUILD_BUILD_HOST="hearth"
 export KBUILD_BUILD_VERSION="1"
 export SOURCE_DATE_EPOCH=0
-export E2FSPROGS_FAKE_TIME=0
+export E2FSPROGS_FAKE_TIME=1  # mke2fs: fixed timestamps (0 would mean "unset")
 export LC_ALL=C
 # Fixed UUIDs for rootfs.ext4 (file system UUID and directory hash seed).
 readonly ROOTFS_UUID="6a1f8e3c-0d2b-4c6e-9f4a-2b7d5e8c1a90"
@@ -140,7 +144,8 @@ compute_hash() {
   ) | sha256sum | cut -c 1-16
 }
 
-readonly HASH="$(compute_hash)"
+HASH="$(compute_hash)"
+readonly HASH
 readonly RESULT_DIR="${CACHE_DIR}/guest/${HASH}"
 readonly ARTIFACTS=(vmlinux bzImage initramfs.cpio.gz rootfs.ext4 kernel.config)
 
@@ -168,8 +173,10 @@ fi
 # Extracts the tarball once into the cache; the pristine tree is never built
 # in or modified (each variant works on a hard-link copy of it).
 readonly SRC_ROOT="${CACHE_DIR}/src"
-readonly PRISTINE="${SRC_ROOT}/$(basename "${LINUX_TARBALL}" .tar.xz)"
-readonly TARBALL_ID="$(stat -L -c '%n %s %Y' "${LINUX_TARBALL}")"
+PRISTINE="${SRC_ROOT}/$(basename "${LINUX_TARBALL}" .tar.xz)"
+readonly PRISTINE
+TARBALL_ID="$(stat -L -c '%n %s %Y' "${LINUX_TARBALL}")"
+readonly TARBALL_ID
 
 extract_source() {
   mkdir -p "${SRC_ROOT}"
