@@ -15,7 +15,7 @@ packages=(
 mapfile -t guest_packages < <(grep -v '^\s*#' "${repo}/resources/packages.txt" | sed '/^\s*$/d')
 packages+=("${guest_packages[@]}")
 if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(qemu-system-x86)
+  packages+=(qemu-system-x86 fio)
 fi
 
 missing=()

@@ -69,7 +69,8 @@ Result<int> Kvm::CheckExtension(long capability) const {
 
 Result<std::vector<kvm_cpuid_entry2>> Kvm::GetSupportedCpuid() const {
   // Grow the buffer until KVM stops answering E2BIG.
-  for (uint32_t n = 64; n <= 4096; n *= 2) {
+  // 256 (KVM_MAX_CPUID_ENTRIES) fits every KVM we know of in one call.
+  for (uint32_t n = 256; n <= 4096; n *= 2) {
     size_t bytes = sizeof(kvm_cpuid2) + n * sizeof(kvm_cpuid_entry2);
     auto buf = std::make_unique<uint64_t[]>((bytes + 7) / 8);
     auto* cpuid = reinterpret_cast<kvm_cpuid2*>(buf.get());

@@ -152,6 +152,7 @@ int RunMain(int argc, char** argv) {
   }
   if (!args.config_file) return Fail(kExitArgumentParsing, "--no-api needs --config-file");
 
+  LOG_DEBUG("start-up: arguments parsed at " << MonotonicMicros() - ProcessStartMicros() << " us");
   auto resources = LoadVmConfigFile(*args.config_file);
   if (!resources.ok()) return Fail(kExitBadConfiguration, resources.error().message());
   if (resources->logger) {

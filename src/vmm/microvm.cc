@@ -49,6 +49,10 @@ std::unique_ptr<MicroVm> MicroVm::Create(const VmResources& resources,
     *error = BuildError{stage, e};
     return nullptr;
   };
+  // Start-up timeline at Debug level: where the launch floor goes.
+  auto milestone = [](const char* what) {
+    LOG_DEBUG("start-up: " << what << " at " << MonotonicMicros() - ProcessStartMicros() << " us");
+  };
   const auto config = BuildStage::kConfiguration;
   const auto host = BuildStage::kHost;
   if (!resources.boot_source) return fail(config, Error("boot-source: missing"));
@@ -62,6 +66,7 @@ std::unique_ptr<MicroVm> MicroVm::Create(const VmResources& resources,
   // /dev/kvm missing or inaccessible is a configuration problem of this host: say so plainly.
   auto kvm = Kvm::Open(options.kvm_path);
   if (!kvm.ok()) return fail(config, kvm.error());
+  milestone("KVM opened");
 
   const uint64_t mem_bytes = machine.mem_size_mib << 20;
   auto memory = GuestMemory::Create(layout::RamRegions(mem_bytes));
@@ -74,10 +79,12 @@ std::unique_ptr<MicroVm> MicroVm::Create(const VmResources& resources,
   if (!created.ok()) return fail(host, created.error());
   vm->vm_ = std::move(created).value();
   GuestMemory& mem = vm->vm_->memory();
+  milestone("VM and memory created");
 
   auto kernel = LoadKernel(mem, boot.kernel_image_path);
   if (!kernel.ok()) return fail(config, kernel.error().Wrap("boot-source.kernel_image_path"));
   vm->kernel_ = std::move(kernel).value();
+  milestone("kernel loaded");
 
   Cmdline cmdline(vm->kernel_.cmdline_capacity);
   if (auto s = cmdline.Append(boot.boot_args.value_or(std::string(kDefaultBootArgs))); !s.ok()) {
@@ -107,10 +114,12 @@ std::unique_ptr<MicroVm> MicroVm::Create(const VmResources& resources,
   if (auto s = WriteBootInfo(mem, vm->kernel_, info); !s.ok()) return fail(config, s.error());
   if (auto s = WriteMpTable(mem, machine.vcpu_count); !s.ok()) return fail(config, s.error());
 
+  milestone("boot data written");
   if (auto s = vm->BuildDevices(); !s.ok()) return fail(host, s.error());
   if (auto s = vm->BuildVcpus(*kvm, machine.vcpu_count, machine.smt); !s.ok()) {
     return fail(host, s.error());
   }
+  milestone("vCPUs configured");
   LOG_INFO("kernel " << boot.kernel_image_path << " ("
                      << (vm->kernel_.mode == EntryMode::kPvh ? "PVH entry" : "64-bit entry")
                      << "), " << machine.vcpu_count << " vCPUs, " << machine.mem_size_mib

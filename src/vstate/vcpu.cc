@@ -7,6 +7,7 @@
 #include <iomanip>
 #include <sstream>
 
+#include "base/clock.h"
 #include "base/log.h"
 
 namespace hearth {
@@ -57,6 +58,8 @@ void Vcpu::StopAndJoin() {
 
 void Vcpu::RunLoop() {
   SetThreadName("fc_vcpu " + std::to_string(kvm_vcpu_.id()));
+  LOG_DEBUG("start-up: vCPU " << kvm_vcpu_.id() << " entering the guest at "
+                              << MonotonicMicros() - ProcessStartMicros() << " us");
   while (!stop_.load(std::memory_order_acquire)) {
     auto ran = kvm_vcpu_.Run();
     if (!ran.ok()) {

@@ -132,10 +132,13 @@ kvm_lapic_state WireLapicLints(kvm_lapic_state lapic) {
 }
 
 Status ConfigureBootVcpu(KvmVcpu& vcpu, GuestMemory& memory, const LoadedKernel& kernel) {
-  // Some hosts refuse some MSRs; the kernel copes, so a refusal is only worth a note.
-  for (const auto& msr : BootMsrs()) {
-    auto set = vcpu.SetMsrs({msr});
-    if (!set.ok()) LOG_DEBUG("vCPU " << vcpu.id() << ": " << set.error().message());
+  // One call for all boot MSRs. Some hosts refuse some MSRs; the kernel copes, so then each is
+  // set on its own and a refusal is only worth a note.
+  if (!vcpu.SetMsrs(BootMsrs()).ok()) {
+    for (const auto& msr : BootMsrs()) {
+      auto set = vcpu.SetMsrs({msr});
+      if (!set.ok()) LOG_DEBUG("vCPU " << vcpu.id() << ": " << set.error().message());
+    }
   }
   RETURN_IF_ERROR(vcpu.SetFpu(BootFpu()));
   ASSIGN_OR_RETURN(kvm_lapic_state lapic, vcpu.GetLapic());
