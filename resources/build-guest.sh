@@ -9,7 +9,9 @@
 #   vmlinux             ELF kernel with the PVH entry note (what Hearth boots)
 #   bzImage             the same kernel in the bzImage format
 #   initramfs.cpio.gz   busybox + /init (newc, owned by root, reproducible)
-#   rootfs.ext4         the same tree as an ext4 image, with /sbin/init
+#   rootfs.ext4         the same tree as an ext4 image, with /sbin/init, plus
+#                       fio and iperf3 with their shared libraries (for hosts
+#                       where guest user space runs)
 #   kernel.config       the resolved kernel .config, for reference
 #
 # Variants:
@@ -53,7 +55,13 @@ export LC_ALL=C
 # Fixed UUIDs for rootfs.ext4 (file system UUID and directory hash seed).
 readonly ROOTFS_UUID="6a1f8e3c-0d2b-4c6e-9f4a-2b7d5e8c1a90"
 readonly ROOTFS_HASH_SEED="0b3c5d7e-9f1a-4b2c-8d4e-6f7a8b9c0d1e"
-readonly ROOTFS_SIZE_MIB=32
+# rootfs.ext4: the tree's size plus this much free space (MiB), at least
+# ROOTFS_MIN_MIB.
+readonly ROOTFS_MIN_MIB=32
+readonly ROOTFS_FREE_MIB=16
+# Dynamically linked tools copied into rootfs.ext4 (not the initramfs, which
+# the guest kernel unpacks on every boot) with their libraries and loader.
+readonly ROOTFS_TOOLS=(/usr/bin/fio /usr/bin/iperf3)
 
 log() { printf 'build-guest: %s\n' "$*"; }
 die() { printf 'build-guest: error: %s\n' "$*" >&2; exit 1; }
@@ -111,6 +119,10 @@ need_file /usr/include/libelf.h libelf-dev
 need_file /usr/include/openssl/opensslv.h libssl-dev
 need_file "${LINUX_TARBALL}" linux-source-6.1
 need_file "${BUSYBOX}" busybox-static
+need_cmd fio fio
+need_cmd iperf3 iperf3
+need_cmd ldd libc-bin
+need_cmd debugfs e2fsprogs
 # A dynamically linked busybox would not run in the guest.
 if readelf -l "${BUSYBOX}" | grep -q 'INTERP'; then
   die "${BUSYBOX} is dynamically linked: install the Debian package 'busybox-static'"
@@ -128,9 +140,22 @@ readonly GUEST_DIR="${SNAPSHOT}/guest"
 
 # -------------------------------------------------------------------- hash --
 
+# The files ROOTFS_TOOLS need at run time: the tools, every shared library
+# ldd resolves for them, and the dynamic loader (absolute host paths, as the
+# dynamic loader finds them; symlinks not resolved).
+tool_files() {
+  local tool
+  for tool in "${ROOTFS_TOOLS[@]}"; do
+    echo "${tool}"
+    # Lines: "libx.so.1 => /path (0x...)", "/lib64/ld-linux-x86-64.so.2 (0x...)".
+    ldd "${tool}" | sed -n -e 's|.*=> \(/[^ ]*\) .*|\1|p' -e 's|^[[:space:]]*\(/[^ ]*\) .*|\1|p'
+  done | sort -u
+}
+
 # Hashes every input of the build: the resources/guest tree (config, agent,
 # init, patches), this script, the kernel source tarball (name, size, mtime),
-# busybox (version and bytes), the compiler, and the variant.
+# busybox (version and bytes), the rootfs tools and their libraries (path,
+# size, mtime), the compiler, and the variant.
 compute_hash() {
   (
     cd "${GUEST_DIR}"
@@ -139,6 +164,7 @@ compute_hash() {
     stat -L -c 'linux-tarball %n %s %Y' "${LINUX_TARBALL}"
     "${BUSYBOX}" 2>/dev/null | head -n 1 || true
     sha256sum "${BUSYBOX}"
+    tool_files | xargs stat -L -c 'tool %n %s %Y'
     gcc --version | head -n 1
     echo "variant ${variant}"
   ) | sha256sum | cut -c 1-16
@@ -293,6 +319,46 @@ make_tree() {
   find "${TREE}" -exec touch -h -d "@${SOURCE_DATE_EPOCH}" {} +
 }
 
+# rootfs.ext4's tree: the busybox tree plus ROOTFS_TOOLS, their libraries
+# and the loader at their host paths, with merged-/usr links (/lib ->
+# usr/lib, /lib64 -> usr/lib64) as on Debian 12.
+readonly EXT4_TREE="${WORK_DIR}/rootfs-ext4"
+
+make_ext4_tree() {
+  log "adding ${ROOTFS_TOOLS[*]} and their libraries to the ext4 tree"
+  rm -rf "${EXT4_TREE}"
+  cp -a "${TREE}" "${EXT4_TREE}"
+  mkdir -p "${EXT4_TREE}/usr/lib" "${EXT4_TREE}/usr/lib64"
+  ln -s usr/lib "${EXT4_TREE}/lib"
+  ln -s usr/lib64 "${EXT4_TREE}/lib64"
+  local file dest
+  while read -r file; do
+    # /lib/... and /lib64/... live under /usr in the merged layout.
+    case "${file}" in
+      /lib/*|/lib64/*) dest="/usr${file}" ;;
+      *) dest="${file}" ;;
+    esac
+    mkdir -p "${EXT4_TREE}$(dirname "${dest}")"
+    cp -L "${file}" "${EXT4_TREE}${dest}"
+  done < <(tool_files)
+  find "${EXT4_TREE}" -exec touch -h -d "@${SOURCE_DATE_EPOCH}" {} +
+}
+
+# The tools must start in the tree: run them in a chroot of it (needs root;
+# skipped with a note otherwise).
+check_ext4_tree() {
+  if [[ "$(id -u)" != 0 ]]; then
+    log "not root: skipping the chroot check of ${ROOTFS_TOOLS[*]}"
+    return
+  fi
+  local tool out
+  for tool in "${ROOTFS_TOOLS[@]}"; do
+    out="$(chroot "${EXT4_TREE}" "${tool}" --version 2>&1 | head -n 1)" \
+      || die "${tool} does not run in a chroot of ${EXT4_TREE}: ${out}"
+    log "chroot check: ${out}"
+  done
+}
+
 make_initramfs() {  # make_initramfs OUTPUT
   log "packing initramfs.cpio.gz"
   (cd "${TREE}" && find . -mindepth 1 | sort \
@@ -300,12 +366,24 @@ make_initramfs() {  # make_initramfs OUTPUT
 }
 
 make_ext4() {  # make_ext4 OUTPUT
-  log "making rootfs.ext4 (${ROOTFS_SIZE_MIB} MiB)"
+  local tree_mib size_mib listing tool
+  tree_mib="$(du -s -B 1M "${EXT4_TREE}" | cut -f 1)"
+  size_mib=$((tree_mib + tree_mib / 8 + ROOTFS_FREE_MIB))
+  ((size_mib >= ROOTFS_MIN_MIB)) || size_mib="${ROOTFS_MIN_MIB}"
+  log "making rootfs.ext4 (${size_mib} MiB for a ${tree_mib} MiB tree)"
   rm -f "$1"
-  truncate -s "${ROOTFS_SIZE_MIB}M" "$1"
+  truncate -s "${size_mib}M" "$1"
   mkfs.ext4 -q -F -L hearth-root -U "${ROOTFS_UUID}" \
-    -E "root_owner=0:0,hash_seed=${ROOTFS_HASH_SEED}" -d "${TREE}" "$1" \
+    -E "root_owner=0:0,hash_seed=${ROOTFS_HASH_SEED}" -d "${EXT4_TREE}" "$1" \
     || die "mkfs.ext4 failed"
+  # The image holds /sbin/init and the tools.
+  listing="$(debugfs -R 'ls -l /usr/bin' "$1" 2>/dev/null)"
+  for tool in "${ROOTFS_TOOLS[@]}"; do
+    grep -q " $(basename "${tool}")\$" <<<"${listing}" \
+      || die "rootfs.ext4 has no ${tool}"
+  done
+  debugfs -R 'stat /sbin/init' "$1" 2>/dev/null | grep -q 'Type: regular' \
+    || die "rootfs.ext4 has no /sbin/init"
 }
 
 # ------------------------------------------------------------------- main --
@@ -326,6 +404,8 @@ extract_source
 prepare_tree
 build_kernel
 make_tree
+make_ext4_tree
+check_ext4_tree
 
 staging="${CACHE_DIR}/guest/.staging.${HASH}.$$"
 rm -rf "${staging}"

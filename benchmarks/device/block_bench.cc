@@ -55,8 +55,12 @@ void BM_Block(benchmark::State& state, const DeviceBenchEnv* env, BlockOptions::
   VirtioDriver driver(mem, kRingBase, Block::kQueueSize, kDataBase);
   driver.Configure(queues[0], /*event_idx=*/true, /*indirect=*/true);
 
-  auto created = Block::Create(BlockOptions{"bench", env->image, false, BlockOptions::kUnsafe,
-                                            engine});
+  const std::string image = env->image();
+  if (image.empty()) {
+    state.SkipWithError("no block image");
+    return;
+  }
+  auto created = Block::Create(BlockOptions{"bench", image, false, BlockOptions::kUnsafe, engine});
   if (!created.ok()) {
     state.SkipWithError(created.error().message().c_str());
     return;
