@@ -519,7 +519,7 @@ int BootMode(const Options& o, bool linux_guest, const std::string& host_kind) {
   if (linux_guest) {
     h_kernel = o.guest_dir + "/vmlinux";
     q_kernel = o.guest_dir + "/qemu/vmlinux";
-    initrd = o.guest_dir + "/initramfs.cpio.gz";
+    initrd = o.guest_dir + "/initramfs.cpio";
     args = o.boot_args;
     marker = "hearth-agent: ready";
   } else {

@@ -67,12 +67,12 @@ if [[ " ${modes} " == *" linux "* ]]; then
   guest_dir="${build_dir}/guest"
   build_guest="${REPO_DIR}/resources/build-guest.sh"
   need_default=0 need_qemu=0
-  for f in vmlinux initramfs.cpio.gz; do [[ -f "${guest_dir}/${f}" ]] || need_default=1; done
+  for f in vmlinux initramfs.cpio; do [[ -f "${guest_dir}/${f}" ]] || need_default=1; done
   [[ -f "${guest_dir}/qemu/vmlinux" ]] || need_qemu=1
   if ((need_default || need_qemu)); then
     [[ -x "${build_guest}" ]] ||
       die "the Linux guest is missing and ${build_guest} does not exist yet; build the guest" \
-          "(vmlinux, initramfs.cpio.gz, qemu/vmlinux in ${guest_dir}) or run with --modes 'floor memory'"
+          "(vmlinux, initramfs.cpio, qemu/vmlinux in ${guest_dir}) or run with --modes 'floor memory'"
     if ((need_default)); then
       note "building the Linux guest (resources/build-guest.sh; a cold build takes minutes)"
       "${build_guest}" --out "${guest_dir}" >&2

@@ -8,7 +8,10 @@
 # the qemu-int3skip variant):
 #   vmlinux             ELF kernel with the PVH entry note (what Hearth boots)
 #   bzImage             the same kernel in the bzImage format
-#   initramfs.cpio.gz   busybox + /init (newc, owned by root, reproducible)
+#   initramfs.cpio      busybox + /init (newc, owned by root, reproducible),
+#                       uncompressed: the fastest to boot where guest kernel
+#                       code is interpreted (no gunzip in the guest)
+#   initramfs.cpio.gz   the same archive, gzip -9
 #   rootfs.ext4         the same tree as an ext4 image, with /sbin/init, plus
 #                       fio and iperf3 with their shared libraries (for hosts
 #                       where guest user space runs)
@@ -173,7 +176,7 @@ compute_hash() {
 HASH="$(compute_hash)"
 readonly HASH
 readonly RESULT_DIR="${CACHE_DIR}/guest/${HASH}"
-readonly ARTIFACTS=(vmlinux bzImage initramfs.cpio.gz rootfs.ext4 kernel.config)
+readonly ARTIFACTS=(vmlinux bzImage initramfs.cpio initramfs.cpio.gz rootfs.ext4 kernel.config)
 
 # Copies the cached artifacts to the output dir. Real copies (or reflinks):
 # tests modify rootfs.ext4 copies and must never touch the cache.
@@ -359,10 +362,11 @@ check_ext4_tree() {
   done
 }
 
-make_initramfs() {  # make_initramfs OUTPUT
-  log "packing initramfs.cpio.gz"
+make_initramfs() {  # make_initramfs OUTPUT_CPIO OUTPUT_CPIO_GZ
+  log "packing initramfs.cpio and initramfs.cpio.gz"
   (cd "${TREE}" && find . -mindepth 1 | sort \
-    | cpio --quiet -o -H newc -R 0:0 --reproducible) | gzip -9 -n >"$1"
+    | cpio --quiet -o -H newc -R 0:0 --reproducible) >"$1"
+  gzip -9 -n <"$1" >"$2"
 }
 
 make_ext4() {  # make_ext4 OUTPUT
@@ -413,7 +417,7 @@ mkdir -p "${staging}"
 cp "${OBJ}/vmlinux" "${staging}/vmlinux"
 cp "${OBJ}/arch/x86/boot/bzImage" "${staging}/bzImage"
 cp "${OBJ}/.config" "${staging}/kernel.config"
-make_initramfs "${staging}/initramfs.cpio.gz"
+make_initramfs "${staging}/initramfs.cpio" "${staging}/initramfs.cpio.gz"
 make_ext4 "${staging}/rootfs.ext4"
 touch "${staging}/complete"
 rm -rf "${RESULT_DIR}"

@@ -37,7 +37,7 @@ cat >"${config}" <<JSON
 {
   "boot-source": {
     "kernel_image_path": "${guest}/vmlinux",
-    "initrd_path": "${guest}/initramfs.cpio.gz",
+    "initrd_path": "${guest}/initramfs.cpio",
     "boot_args": "${args}"
   },
   "machine-config": {"vcpu_count": ${vcpus}, "mem_size_mib": ${mem}}

@@ -27,8 +27,7 @@ VmConfigJson InitramfsConfig(const std::string& kernel,
                              const std::string& initrd,
                              const std::string& agent_args) {
   VmConfigJson config(kernel);
-  config.Initrd(initrd).BootArgs(std::string(kBaseBootArgs) + " " +
-                                 agent_args);
+  config.Initrd(initrd).BootArgs(std::string(kBaseBootArgs) + " " + agent_args);
   return config;
 }
 
@@ -37,7 +36,7 @@ VmConfigJson InitramfsConfig(const std::string& kernel,
 TEST(LinuxGuestBoot, TwoVcpusMemoryBootTimerAndPowerOff) {
   RecordHostKind();
   auto kernel = GuestArtifact("vmlinux");
-  auto initrd = GuestArtifact("initramfs.cpio.gz");
+  auto initrd = GuestArtifact("initramfs.cpio");
   ASSERT_TRUE(kernel && initrd);
   TempDir dir;
   VmConfigJson config = InitramfsConfig(
@@ -72,7 +71,7 @@ TEST(LinuxGuestBoot, TwoVcpusMemoryBootTimerAndPowerOff) {
 TEST(LinuxGuestBoot, RebootThroughI8042) {
   RecordHostKind();
   auto kernel = GuestArtifact("vmlinux");
-  auto initrd = GuestArtifact("initramfs.cpio.gz");
+  auto initrd = GuestArtifact("initramfs.cpio");
   ASSERT_TRUE(kernel && initrd);
   TempDir dir;
   VmConfigJson config = InitramfsConfig(
@@ -92,7 +91,7 @@ TEST(LinuxGuestBoot, RebootThroughI8042) {
 TEST(LinuxGuestBoot, PanicEndsHearthWithStatus3) {
   RecordHostKind();
   auto kernel = GuestArtifact("vmlinux");
-  auto initrd = GuestArtifact("initramfs.cpio.gz");
+  auto initrd = GuestArtifact("initramfs.cpio");
   ASSERT_TRUE(kernel && initrd);
   TempDir dir;
   VmConfigJson config =
@@ -114,7 +113,7 @@ TEST(LinuxGuestBoot, PanicEndsHearthWithStatus3) {
 TEST(LinuxGuestBoot, InitramfsInit) {
   RecordHostKind();
   auto kernel = GuestArtifact("vmlinux");
-  auto initrd = GuestArtifact("initramfs.cpio.gz");
+  auto initrd = GuestArtifact("initramfs.cpio");
   ASSERT_TRUE(kernel && initrd);
   const std::string& kind = HostKind();
   ASSERT_FALSE(kind.empty());

@@ -37,7 +37,8 @@ const std::string& HostKind() {
                                  std::chrono::seconds(30));
     std::string k = r.out;
     while (!k.empty() && (k.back() == '\n' || k.back() == ' ')) k.pop_back();
-    if (!r.ExitedWith(0) || (k != "pvm" && k != "hardware")) return std::string();
+    if (!r.ExitedWith(0) || (k != "pvm" && k != "hardware"))
+      return std::string();
     return k;
   }();
   if (kind.empty()) ADD_FAILURE() << "hearth --print-host-kind failed";
@@ -109,9 +110,8 @@ std::string Field(std::string_view line, std::string_view key) {
   if (pos == std::string_view::npos) return "";
   pos += needle.size();
   size_t end = line.find(' ', pos);
-  return std::string(line.substr(pos, end == std::string_view::npos
-                                          ? std::string_view::npos
-                                          : end - pos));
+  return std::string(line.substr(
+      pos, end == std::string_view::npos ? std::string_view::npos : end - pos));
 }
 
 void FillPattern(uint64_t seed, uint64_t offset, size_t size, char* out) {

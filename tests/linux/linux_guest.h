@@ -30,7 +30,7 @@ inline constexpr int kExitGuestPanic = 3;
 // compile definition HEARTH_GUEST_DIR_DEFAULT (<repo>/build/guest).
 std::string GuestDir();
 
-// The path of the artifact `name` (vmlinux, initramfs.cpio.gz, rootfs.ext4)
+// The path of the artifact `name` (vmlinux, initramfs.cpio, rootfs.ext4)
 // in GuestDir(), or nullopt after adding a test failure that says how to
 // build it.
 std::optional<std::string> GuestArtifact(std::string_view name);
@@ -83,9 +83,9 @@ std::string Field(std::string_view line, std::string_view key);
 // pattern stream is off * kPatternMul + seed; a stream's sum is the wrapping
 // 64-bit sum of its words, printed as %016llx.
 inline constexpr uint64_t kPatternMul = 0x9e3779b97f4a7c15ull;
-inline constexpr uint64_t kSeedBlk = 0x686561727468626cull;     // "hearthbl"
-inline constexpr uint64_t kSeedNetTx = 0x6865617274687478ull;   // guest->host
-inline constexpr uint64_t kSeedNetRx = 0x6865617274687278ull;   // host->guest
+inline constexpr uint64_t kSeedBlk = 0x686561727468626cull;    // "hearthbl"
+inline constexpr uint64_t kSeedNetTx = 0x6865617274687478ull;  // guest->host
+inline constexpr uint64_t kSeedNetRx = 0x6865617274687278ull;  // host->guest
 
 // Writes the pattern bytes [offset, offset + size) (offset and size multiples
 // of 8) into `out`.

@@ -15,7 +15,8 @@
  *  - runs the checks named in hearth_agent.checks=<check>[,<check>...]
  *    (a check is <name> or <name>:<argument>), each printing one
  *    "hearth-agent: <name> key=value ..." line: cpus, mem, blk:<disk>,
- *    blkro:<disk>, rootfs, netwait:<ms>, net:<ip>:<port>[:<bytes>[:<s>]];
+ *    blkro:<disk>, rootfs[:<disk>], cost, mtu:<dev>:<mtu>, netwait:<ms>,
+ *    net:<ip>:<port>[:<bytes>[:<s>]];
  *  - then performs hearth_agent.action=none|poweroff|reboot|panic.
  *
  * All output uses KERN_EMERG so it reaches the console even with `quiet`
@@ -61,6 +62,10 @@
 #include <net/net_namespace.h>
 #include <net/checksum.h>
 #include <net/sock.h>
+#include <linux/tcp.h>
+#include <linux/netdevice.h>
+#include <linux/rtnetlink.h>
+#include <net/dst.h>
 
 #include <asm/e820/api.h>
 
@@ -76,7 +81,7 @@
 static char *checks = "";
 module_param(checks, charp, 0444);
 MODULE_PARM_DESC(checks,
-		 "Comma-separated checks: cpus,mem,blk:<disk>,blkro:<disk>,rootfs,netwait:<ms>,net:<ip>:<port>[:<bytes>[:<s>]]");
+		 "Comma-separated checks: cpus,mem,blk:<disk>,blkro:<disk>,rootfs[:<disk>],cost,mtu:<dev>:<mtu>,netwait:<ms>,net:<ip>:<port>[:<bytes>[:<s>]]");
 
 static char *action = "none";
 module_param(action, charp, 0444);
@@ -566,6 +571,32 @@ static int __init check_netwait(const char *arg)
 	return 0;
 }
 
+/* mtu:<dev>:<mtu>: sets a network device's MTU (the host side of the link
+ * needs the same), e.g. jumbo frames, so that fewer packets go through the
+ * interpreted network stack.
+ */
+static int __init check_mtu(const char *arg)
+{
+	char name[IFNAMSIZ] = "";
+	const char *colon = strchr(arg, ':');
+	struct net_device *dev;
+	unsigned int mtu;
+	int err;
+
+	if (!colon || colon - arg >= IFNAMSIZ || kstrtouint(colon + 1, 10, &mtu))
+		return -EINVAL;
+	memcpy(name, arg, colon - arg);
+	dev = dev_get_by_name(&init_net, name);
+	if (!dev)
+		return -ENODEV;
+	rtnl_lock();
+	err = dev_set_mtu(dev, mtu);
+	rtnl_unlock();
+	pr_emerg("mtu %s mtu=%u err=%d\n", name, dev->mtu, err);
+	dev_put(dev);
+	return 0;
+}
+
 #define NET_CHUNK (64 * 1024)
 #define NET_DEFAULT_BYTES (8 * 1024 * 1024)
 #define NET_DEFAULT_WAIT_S 120
@@ -645,6 +676,9 @@ static int __init check_net_transfer(const char *arg)
 	char tx_rate[24], rx_rate[24], rx_state[24];
 	struct socket *sock = NULL;
 	struct sockaddr_in sin = { .sin_family = AF_INET };
+	netdev_features_t features;
+	struct dst_entry *dst;
+	struct tcp_sock *tp;
 	size_t have = 0, bad = 0;
 	u8 *buf = NULL;
 	u16 port;
@@ -733,9 +767,15 @@ static int __init check_net_transfer(const char *arg)
 		strscpy(rx_state, "ok", sizeof(rx_state));
 	format_rate(tx_rate, sizeof(tx_rate), bytes, t1 - t0, 800000);
 	format_rate(rx_rate, sizeof(rx_rate), got, t2 - t1, 800000);
-	pr_emerg("net tx=%llu rx=%llu rx=%s tx_sum=%016llx rx_sum=%016llx tx_mbps=%s rx_mbps=%s tx_us=%llu rx_us=%llu tries=%u\n",
+	tp = tcp_sk(sock->sk);
+	dst = __sk_dst_get(sock->sk);
+	features = dst && dst->dev ? dst->dev->features : 0;
+	pr_emerg("net tx=%llu rx=%llu rx=%s tx_sum=%016llx rx_sum=%016llx tx_mbps=%s rx_mbps=%s tx_us=%llu rx_us=%llu tries=%u segs_out=%u segs_in=%u retrans=%u mss=%u tso=%d csum=%d\n",
 		 bytes, got, rx_state, tx_sum, rx_sum, tx_rate, rx_rate,
-		 div_u64(t1 - t0, 1000), div_u64(t2 - t1, 1000), tries);
+		 div_u64(t1 - t0, 1000), div_u64(t2 - t1, 1000), tries,
+		 tp->segs_out, tp->segs_in, tp->total_retrans, tp->mss_cache,
+		 !!(features & NETIF_F_TSO),
+		 !!(features & (NETIF_F_HW_CSUM | NETIF_F_IP_CSUM)));
 	err = 0;
 out:
 	if (sock) {
@@ -761,6 +801,7 @@ static const struct hearth_check hearth_checks[] __initconst = {
 	{ "blkro", check_blkro },
 	{ "rootfs", check_rootfs },
 	{ "netwait", check_netwait },
+	{ "mtu", check_mtu },
 	{ "net", check_net_transfer },
 	{ "cost", check_cost },
 };
