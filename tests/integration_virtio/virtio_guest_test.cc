@@ -410,12 +410,19 @@ TEST(VirtioBadDrive, DirectoryAsImageIsConfigError) {
 }
 
 TEST(VirtioBadDrive, WritableDriveOnReadOnlyFileIsConfigError) {
-  if (geteuid() == 0) GTEST_SKIP() << "root opens a 0444 file for writing";
   TempDir dir;
   const std::string path =
       dir.Write("ro.img", NumberedImage(kImageBytes), 0444);
+  // Root ignores the mode bits; an immutable file refuses even root's O_RDWR open.
+  const bool immutable =
+      geteuid() == 0 &&
+      RunProcess({"chattr", "+i", path}, std::chrono::seconds(10)).ExitedWith(0);
+  if (geteuid() == 0 && !immutable) {
+    GTEST_SKIP() << "running as root and chattr +i is not supported on " << path;
+  }
   ProcessResult r =
       RunGuest(dir, HEARTH_GUEST_VIRTIO_BLK, {Drive{"disk0", path}});
+  if (immutable) RunProcess({"chattr", "-i", path}, std::chrono::seconds(10));
   ExpectConfigError(r, {"drives[0].path_on_host", path});
 }
 
