@@ -5,11 +5,13 @@
 #   benchmarks/e2e/run-e2e-devices.sh [--runs N] [--net-bytes B] [--vmms "hearth qemu"]
 #                                     [--timeout S] [--no-build] [--build-dir DIR]
 #                                     [--guest-dir DIR] [--qemu PATH] [--qemu-machine M]
-#                                     [--out DIR]
+#                                     [--cache unsafe|writeback] [--out DIR]
 #
 # Unless --no-build: builds hearth (cmake) and the guest (resources/build-guest.sh, default and
 # --variant qemu-int3skip; cached). Needs root (network namespace + tap). Per run and VMM: two fresh all-zero 8 MiB raw images
-# (vda, vdb; the agent writes/reads 1 MiB on vdb), one virtio-net device on a tap (MTU 65520) in a
+# (vda, vdb; the agent writes/reads 1 MiB on vdb; --cache unsafe (default, Firecracker's default:
+# the guest's flush is not passed on) or writeback (flush = fdatasync): Hearth's cache_type
+# Unsafe/Writeback, QEMU's cache=unsafe/writeback), one virtio-net device on a tap (MTU 65520) in a
 # private network namespace, and a host TCP peer (net_peer.py, inside the namespace) that receives
 # --net-bytes of the agent's stream and sends as many back. Guest command line (both VMMs):
 #   hearth_agent.checks=blk:vdb,mtu:eth0:65520,net:<host>:5201:<bytes>:300 hearth_agent.action=poweroff
@@ -44,6 +46,7 @@ qemu_machine="microvm,x-option-roms=off,rtc=off,pit=off,pic=off,isa-serial=on,ac
 qemu_cpu="host,-arch-capabilities"
 out=""
 mem_mib=256
+cache=unsafe
 
 readonly HOST_IP=192.168.101.1 GUEST_IP=192.168.101.2 PORT=5201 MTU=65520 TAP=hearth-e2e0
 readonly GUEST_MAC=06:00:c0:a8:65:02
@@ -65,12 +68,18 @@ while (($#)); do
     --qemu-machine) qemu_machine="$2"; shift 2 ;;
     --qemu-cpu) qemu_cpu="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
+    --cache) cache="$2"; shift 2 ;;
     -h|--help) sed -n '2,/^$/{s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
 done
 guest_dir="${guest_dir:-${build_dir}/guest}"
 out="${out:-${build_dir}/e2e-devices}"
+case "${cache}" in
+  unsafe) h_cache=Unsafe ;;
+  writeback) h_cache=Writeback ;;
+  *) die "--cache must be unsafe or writeback" ;;
+esac
 ((net_bytes % 8 == 0)) || die "--net-bytes must be a multiple of 8"
 [[ $(id -u) == 0 ]] || die "needs root (ip netns, tap)"
 
@@ -146,8 +155,8 @@ run_one() {
                   "boot_args": "${base_args}"},
   "machine-config": {"vcpu_count": 1, "mem_size_mib": ${mem_mib}, "smt": false},
   "drives": [
-    {"drive_id": "d0", "path_on_host": "$d/vda.img", "is_root_device": false, "is_read_only": false},
-    {"drive_id": "d1", "path_on_host": "$d/vdb.img", "is_root_device": false, "is_read_only": false}
+    {"drive_id": "d0", "path_on_host": "$d/vda.img", "is_root_device": false, "is_read_only": false, "cache_type": "${h_cache}", "io_engine": "Sync"},
+    {"drive_id": "d1", "path_on_host": "$d/vdb.img", "is_root_device": false, "is_read_only": false, "cache_type": "${h_cache}", "io_engine": "Sync"}
   ],
   "network-interfaces": [{"iface_id": "eth0", "host_dev_name": "${TAP}", "guest_mac": "${GUEST_MAC}"}]
 }
@@ -158,8 +167,8 @@ JSON
          -nodefaults -no-user-config -nographic -serial stdio
          -device isa-debug-exit,iobase=0x3f4,iosize=1
          -global virtio-mmio.force-legacy=false
-         -drive "id=d0,file=$d/vda.img,format=raw,if=none" -device virtio-blk-device,drive=d0
-         -drive "id=d1,file=$d/vdb.img,format=raw,if=none" -device virtio-blk-device,drive=d1
+         -drive "id=d0,file=$d/vda.img,format=raw,if=none,cache=${cache}" -device virtio-blk-device,drive=d0
+         -drive "id=d1,file=$d/vdb.img,format=raw,if=none,cache=${cache}" -device virtio-blk-device,drive=d1
          -netdev "tap,id=n0,ifname=${TAP},script=no,downscript=no,vhost=off"
          -device "virtio-net-device,netdev=n0,mac=${GUEST_MAC}"
          -kernel "${q_kernel}" -initrd "${initrd}" -append "${base_args}${pvm_params:+ ${pvm_params}}")
@@ -175,6 +184,8 @@ JSON
   t0=$(date +%s.%N)
   ip netns exec "${ns}" timeout "${timeout_s}" "${cmd[@]}" </dev/null >"$d/console.log" 2>&1 || rc=$?
   t1=$(date +%s.%N)
+  # The peer prints its verdict after the guest closed the connection: give it time to finish.
+  for i in $(seq 150); do kill -0 "${peer_pid}" 2>/dev/null || break; sleep 0.1; done
   kill "${peer_pid}" 2>/dev/null || true
   wait "${peer_pid}" 2>/dev/null || true
   peer_pid=""
@@ -203,7 +214,7 @@ JSON
 }
 
 read -r -a vmm_list <<<"${vmms}"
-echo "e2e devices: hearth=${hearth} qemu=${qemu} host_kind=${host_kind} runs=${runs} net_bytes=${net_bytes}"
+echo "e2e devices: hearth=${hearth} qemu=${qemu} host_kind=${host_kind} runs=${runs} net_bytes=${net_bytes} cache=${cache}"
 echo "guest: hearth ${h_kernel}, qemu ${q_kernel}, initrd ${initrd}; logs: ${work}"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for ((run = 1; run <= runs; run++)); do
