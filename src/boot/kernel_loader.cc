@@ -8,6 +8,7 @@
 #include <cstring>
 #include <sstream>
 
+#include "base/hex.h"
 #include "base/fd.h"
 #include "boot/layout.h"
 
@@ -20,11 +21,6 @@ constexpr uint64_t kMaxNoteSize = 1 << 16;
 constexpr uint64_t kBzImageLoadAddr = layout::kHighMemoryStart;
 constexpr uint16_t kMinBootProtocol = 0x020c;  // 2.12: xloadflags and the 64-bit entry.
 
-std::string Hex(uint64_t v) {
-  std::ostringstream s;
-  s << "0x" << std::hex << v;
-  return s.str();
-}
 
 bool AddOverflows(uint64_t a, uint64_t b) { return a + b < a; }
 

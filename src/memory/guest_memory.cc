@@ -5,15 +5,12 @@
 #include <algorithm>
 #include <sstream>
 
+#include "base/hex.h"
+
 namespace hearth {
 namespace {
 constexpr uint64_t kPageSize = 4096;
 
-std::string Hex(uint64_t v) {
-  std::ostringstream s;
-  s << "0x" << std::hex << v;
-  return s.str();
-}
 
 Error RangeError(uint64_t addr, uint64_t len) {
   return Error("guest memory access [" + Hex(addr) + ", +" + Hex(len) + ") is outside guest RAM");

@@ -1,5 +1,7 @@
 #include "virtio/queue.h"
 
+#include "base/hex.h"
+
 #include <atomic>
 #include <sstream>
 
@@ -17,11 +19,6 @@ bool NeedEvent(uint16_t event, uint16_t new_idx, uint16_t old_idx) {
   return static_cast<uint16_t>(new_idx - event - 1) < static_cast<uint16_t>(new_idx - old_idx);
 }
 
-std::string Hex(uint64_t v) {
-  std::ostringstream s;
-  s << "0x" << std::hex << v;
-  return s.str();
-}
 
 }  // namespace
 

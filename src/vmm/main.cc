@@ -106,11 +106,13 @@ Result<Args> ParseArgs(int argc, char** argv) {
 
 // Written by the signal handler, read by the VMM thread's event loop.
 int g_stop_event_fd = -1;
+// The signal that asked the VMM to stop, for the exit status (128 + signal).
+volatile sig_atomic_t g_stop_signal = SIGTERM;
 
 void OnStopSignal(int signo) {
   uint64_t one = 1;
+  g_stop_signal = signo;
   [[maybe_unused]] ssize_t n = ::write(g_stop_event_fd, &one, sizeof(one));
-  (void)signo;
 }
 
 int Fail(int code, const std::string& message) {
@@ -210,7 +212,7 @@ int RunMain(int argc, char** argv) {
       return Fail(kExitEmulationFailure, outcome->message);
     case ExitKind::kSignal:
       LOG_WARN(outcome->message);
-      return 128 + SIGTERM;
+      return 128 + g_stop_signal;
     case ExitKind::kVmmError:
       return Fail(kExitVmmError, outcome->message);
   }

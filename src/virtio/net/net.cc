@@ -7,6 +7,7 @@
 #include <cstring>
 #include <sstream>
 
+#include "base/hex.h"
 #include "base/log.h"
 #include "virtio/net/tap.h"
 
@@ -17,11 +18,6 @@ namespace {
 // goes through a bounce buffer instead.
 constexpr size_t kMaxIov = 1024;
 
-std::string Hex(uint64_t v) {
-  std::ostringstream s;
-  s << "0x" << std::hex << v;
-  return s.str();
-}
 
 // Writes `data` at byte `offset` of a chain's writable buffers (the header of an RX frame,
 // which may span descriptors).
