@@ -1,9 +1,9 @@
 #include "virtio/queue.h"
 
-#include "base/hex.h"
-
 #include <atomic>
 #include <sstream>
+
+#include "base/hex.h"
 
 namespace hearth {
 namespace {
