@@ -170,9 +170,11 @@ Status MicroVm::BuildVirtioDevices(const VmResources& resources, Cmdline& cmdlin
     param += root.is_read_only ? " ro" : " rw";
     if (auto s = cmdline.Append(param); !s.ok()) return s.error().Wrap("boot-source.boot_args");
   }
+  if (resources.vsock) return Error("vsock: the vsock device is not wired into the VM yet");
   for (size_t i = 0; i < resources.drives.size(); ++i) {
     const DriveConfig& drive = resources.drives[i];
     const std::string where = "drives[" + std::to_string(i) + "] (" + drive.drive_id + ")";
+    if (drive.rate_limiter) return Error(where + ".rate_limiter: rate limiters are not wired in yet");
     BlockOptions options;
     options.drive_id = drive.drive_id;
     options.path = drive.path_on_host;
@@ -190,6 +192,9 @@ Status MicroVm::BuildVirtioDevices(const VmResources& resources, Cmdline& cmdlin
   for (size_t i = 0; i < resources.network_interfaces.size(); ++i) {
     const NetworkInterfaceConfig& iface = resources.network_interfaces[i];
     const std::string where = "network-interfaces[" + std::to_string(i) + "] (" + iface.iface_id + ")";
+    if (iface.rx_rate_limiter || iface.tx_rate_limiter) {
+      return Error(where + ": rate limiters are not wired in yet");
+    }
     NetOptions options;
     options.iface_id = iface.iface_id;
     options.host_dev_name = iface.host_dev_name;
