@@ -186,11 +186,15 @@ TEST_F(NetTest, ActivateTellsTheBackendWhatTheGuestAcked) {
   EXPECT_EQ(backend_->offloads(), 0u);
 }
 
-TEST_F(NetTest, EventSourceIsTheBackendEdgeTriggered) {
+TEST_F(NetTest, EventSourcesAreTheBackendEdgeTriggeredAndTheLimiterTimers) {
   auto sources = net_->event_sources();
-  ASSERT_EQ(sources.size(), 1u);
+  ASSERT_EQ(sources.size(), 3u);
   EXPECT_EQ(sources[0].fd, backend_->fd());
   EXPECT_EQ(sources[0].events, static_cast<uint32_t>(EPOLLIN | EPOLLOUT | EPOLLET));
+  EXPECT_EQ(sources[1].fd, net_->rx_rate_limiter().timer_fd());
+  EXPECT_EQ(sources[2].fd, net_->tx_rate_limiter().timer_fd());
+  EXPECT_EQ(sources[1].events, static_cast<uint32_t>(EPOLLIN));
+  EXPECT_EQ(sources[2].events, static_cast<uint32_t>(EPOLLIN));
 }
 
 TEST(NetCreate, RejectsBadOptions) {
