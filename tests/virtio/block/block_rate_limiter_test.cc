@@ -132,11 +132,13 @@ TEST_P(VirtioBlockRateLimit, AnOversizedRequestPassesAndHoldsBackTheNext) {
   EXPECT_EQ(h_.Status(big), VIRTIO_BLK_S_OK);
   EXPECT_EQ(h_.Status(next), 0xff);
   EXPECT_EQ(timer_->last_delay(), 700 * kMs);  // 7 KiB borrowed at 1 KiB per 100 ms.
-  EXPECT_EQ(h_.device().metrics().rate_limiter_throttled_events, 0u);  // Passed, not refused.
+  // Let through, but the queue stopped: one throttling event.
+  EXPECT_EQ(h_.device().metrics().rate_limiter_throttled_events, 1u);
   FireTimer();
   // Debt paid, budget still empty: the read waits its own 50 ms.
   EXPECT_EQ(h_.Status(next), 0xff);
   EXPECT_EQ(timer_->last_delay(), 50 * kMs);
+  EXPECT_EQ(h_.device().metrics().rate_limiter_throttled_events, 2u);
   FireTimer();
   EXPECT_EQ(h_.Status(next), VIRTIO_BLK_S_OK);
   EXPECT_EQ(h_.Data(next, 512), Pattern(512, 99));
