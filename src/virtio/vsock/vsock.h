@@ -37,8 +37,11 @@ constexpr uint16_t kVsockQueueMaxSize = 256;
 struct VsockOptions {
   uint64_t guest_cid = 0;
   std::string uds_path;
-  // How long the guest has to answer a host-initiated REQUEST.
-  uint64_t connect_timeout_us = 5'000'000;
+  // How long the guest has to answer a host-initiated REQUEST. Firecracker allows 2 s; a
+  // loaded guest whose kernel is interpreted (kvm_pvm) needs seconds to work through a burst
+  // of requests queued behind data, and a guest with a vsock driver always answers (RST when
+  // nothing listens), so the limit only matters for guests without a driver.
+  uint64_t connect_timeout_us = 30'000'000;
   // Connections (including host sockets that have not sent CONNECT yet) beyond this are
   // refused.
   size_t max_connections = 4096;
