@@ -3,7 +3,9 @@
 #include "virtio/vsock/vsock.h"
 
 #include <gtest/gtest.h>
+#include <malloc.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -479,6 +481,29 @@ TEST_F(VsockTest, ManyConnectionsStayIndependent) {
     guest_->Send(guest_->Header(kVsockOpRw, 1000 + i, ports[i], static_cast<uint32_t>(s.size())), s);
   }
   for (int i = 0; i < kConns; ++i) EXPECT_EQ(ReadSome(hosts[i]), "reply " + std::to_string(i));
+}
+
+TEST_F(VsockTest, IdleConnectionsStaySmall) {
+  // 1000 idle connections: no per-connection buffers are held (memory stays flat).
+  rlimit nofile{4096, 4096};
+  if (::setrlimit(RLIMIT_NOFILE, &nofile) != 0) GTEST_SKIP() << "cannot raise RLIMIT_NOFILE";
+  MakeDevice();
+  constexpr int kConns = 1000;
+  std::vector<Fd> hosts;
+  hosts.reserve(kConns);
+  // Warm up allocator pools and the maps' first buckets.
+  { auto warm = HostConnect(1); hosts.push_back(std::move(warm.first)); }
+  const size_t before = ::mallinfo2().uordblks;
+  for (int i = 1; i < kConns; ++i) {
+    auto [fd, port] = HostConnect(1000 + i);
+    ASSERT_NE(port, 0u);
+    hosts.push_back(std::move(fd));
+  }
+  const size_t after = ::mallinfo2().uordblks;
+  EXPECT_EQ(vsock_->connection_count(), static_cast<size_t>(kConns));
+  const double per_conn = static_cast<double>(after - before) / (kConns - 1);
+  EXPECT_LT(per_conn, 1024.0) << "bytes of heap per idle connection";
+  RecordProperty("heap_bytes_per_idle_connection", std::to_string(per_conn));
 }
 
 TEST_F(VsockTest, ConnectionLimitRefusesExtraHosts) {
