@@ -46,9 +46,7 @@ ConnAction Connection::OnGuestPacket(const VsockHeader& header) {
       if (!GuestMaySend(header.len)) return ConnAction::kReset;
       return ConnAction::kNone;
     case kVsockOpShutdown:
-      if (state_ != ConnState::kEstablished && state_ != ConnState::kClosing) {
-        return ConnAction::kReset;
-      }
+      if (state_ != ConnState::kEstablished) return ConnAction::kReset;
       guest_shutdown_ |= header.flags & kVsockShutdownBoth;
       return ConnAction::kNone;
     case kVsockOpCreditRequest:

@@ -30,9 +30,9 @@ constexpr uint32_t kCreditUpdateThreshold = kConnBufAlloc / 4;
 
 enum class ConnState {
   kLocalInit,    // The host connected and sent CONNECT; REQUEST sent, waiting for RESPONSE.
-  kPeerInit,     // The guest sent REQUEST; connecting to the host listener.
-  kEstablished,
-  kClosing,      // Both sides are done; waiting for the guest's RST (or our own to go out).
+  kPeerInit,     // The guest sent REQUEST; connecting to the host listener (UNIX sockets
+                 // connect at once, so the device leaves this state in the same call).
+  kEstablished,  // Until RST either way; shutdowns are flags (guest_shutdown, host_eof).
 };
 
 // Packets the connection wants sent to the guest, at most one of each kind outstanding.

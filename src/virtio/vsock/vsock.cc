@@ -396,19 +396,6 @@ uint32_t Vsock::AllocateLocalPort() {
 
 void Vsock::OnConnectionEvent(Connection& conn, uint32_t events) {
   const Key key = MakeKey(conn.local_port(), conn.peer_port());
-  if (conn.state() == ConnState::kPeerInit) {
-    if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
-    int err = 0;
-    socklen_t len = sizeof(err);
-    if (::getsockopt(conn.fd.get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
-    if (err != 0) {
-      ++m_.connections_refused;
-      Remove(key, /*reset=*/true);
-      return;
-    }
-    conn.OnHostConnected();
-    QueueOps(conn);
-  }
   if (events & EPOLLOUT) {
     if (conn.pending_size() > 0 && !FlushPending(conn)) {
       Remove(key, true);
@@ -630,7 +617,7 @@ ConnAction Vsock::ForwardPayload(Connection& conn, const DescriptorChain& chain,
   conn.RecordReceived(len);
   m_.tx_bytes += len;
   uint32_t written = 0;
-  if (conn.pending_size() == 0 && !conn.host_broken) {
+  if (conn.pending_size() == 0) {
     if (!BuildIovecs(*memory_, chain.readable, kVsockHeaderSize, len, iov_).ok()) {
       return ConnAction::kReset;
     }
@@ -641,7 +628,8 @@ ConnAction Vsock::ForwardPayload(Connection& conn, const DescriptorChain& chain,
     do {
       n = ::sendmsg(conn.fd.get(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
     } while (n < 0 && errno == EINTR);
-    if (n < 0 && errno != EAGAIN) return ConnAction::kReset;  // The host side is gone.
+    // EPIPE and the like: the host side is gone and cannot take the bytes.
+    if (n < 0 && errno != EAGAIN) return ConnAction::kReset;
     if (n > 0) written = static_cast<uint32_t>(n);
     if (written > 0) conn.RecordForwarded(written);
   }

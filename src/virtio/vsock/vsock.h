@@ -99,6 +99,7 @@ class Vsock : public VirtioDevice {
   void TransportReset();
 
   VsockState Save() const;
+  // On the VMM thread (or under the transport's lock), like every other call here.
   VsockMetrics metrics() const;
   uint64_t guest_cid() const { return options_.guest_cid; }
   const std::string& uds_path() const { return options_.uds_path; }
