@@ -42,7 +42,7 @@ Status VsockGuest::Activate() {
     rx_->WriteDescriptor(d, VirtqDesc{rx_bufs_[d], rx_buf_size_, kVirtqDescWrite, 0});
     rx_->PublishHead(d);
   }
-  for (uint16_t d = 0; d < 8; ++d) {
+  for (uint16_t d = 0; d < initial_event_buffers; ++d) {
     ev_bufs_.push_back(ev_->Alloc(8));
     ev_->WriteDescriptor(d, VirtqDesc{ev_bufs_[d], 4, kVirtqDescWrite, 0});
     ev_->PublishHead(d);
@@ -146,6 +146,14 @@ size_t VsockGuest::ReceiveInto(std::vector<VsockHeader>& headers, std::string* s
   }
   if (count > 0 && kick) device_.ProcessQueue(kVsockRxQueue);
   return count;
+}
+
+void VsockGuest::PostEventBuffer() {
+  const uint16_t d = static_cast<uint16_t>(ev_bufs_.size());
+  ev_bufs_.push_back(ev_->Alloc(8));
+  ev_->WriteDescriptor(d, VirtqDesc{ev_bufs_[d], 4, kVirtqDescWrite, 0});
+  ev_->PublishHead(d);
+  device_.ProcessQueue(kVsockEventQueue);
 }
 
 std::vector<uint32_t> VsockGuest::Events() {

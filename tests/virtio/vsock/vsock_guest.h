@@ -58,6 +58,8 @@ class VsockGuest {
   // Raw TX chain for hostile tests: any buffers.
   void SendRaw(const std::vector<BufferSpec>& buffers);
   VirtioDriver& tx_driver() { return *tx_; }
+  // Raw RX access for hostile tests (construct with rx_buffers = 0 and post chains here).
+  VirtioDriver& rx_driver() { return *rx_; }
 
   // The device's epoll fd became readable (what the VMM loop calls).
   void PollHost() { device_.OnEvent(device_.epoll_fd(), 0x001 /*EPOLLIN*/); }
@@ -70,6 +72,10 @@ class VsockGuest {
   size_t ReceiveInto(std::vector<VsockHeader>& headers, std::string* sink, bool kick = true);
   // Events the device delivered (event ids).
   std::vector<uint32_t> Events();
+  // Posts one more event buffer and kicks the event queue.
+  void PostEventBuffer();
+  // Event buffers Activate posts (set before Activate).
+  uint16_t initial_event_buffers = 8;
   // TX chains the device returned (their slots are free again).
   void ReclaimTx();
   uint16_t tx_used() const { return tx_->used_idx(); }

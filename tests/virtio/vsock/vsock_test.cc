@@ -459,6 +459,50 @@ TEST_F(VsockTest, TransportResetDropsConnectionsAndTellsTheGuest) {
   EXPECT_NE(port_c, 0u);
 }
 
+TEST_F(VsockTest, TransportResetWaitsForAnEventBuffer) {
+  auto v = Vsock::Create(VsockOptions{kCid, uds_});
+  ASSERT_TRUE(v.ok());
+  vsock_ = std::move(v).value();
+  guest_ = std::make_unique<VsockGuest>(*memory_, *vsock_);
+  guest_->initial_event_buffers = 0;
+  ASSERT_TRUE(guest_->Activate().ok());
+  auto [a, port] = HostConnect(52);
+  vsock_->TransportReset();
+  EXPECT_TRUE(guest_->Events().empty());
+  EXPECT_TRUE(Closed(a));
+  // Delivered once the guest posts a buffer, exactly once.
+  guest_->PostEventBuffer();
+  EXPECT_EQ(guest_->Events(), std::vector<uint32_t>{kVsockEventTransportReset});
+  guest_->PostEventBuffer();
+  EXPECT_TRUE(guest_->Events().empty());
+}
+
+TEST_F(VsockTest, UselessRxChainsAreReturnedEmpty) {
+  auto v = Vsock::Create(VsockOptions{kCid, uds_});
+  ASSERT_TRUE(v.ok());
+  vsock_ = std::move(v).value();
+  guest_ = std::make_unique<VsockGuest>(*memory_, *vsock_, 4096, /*rx_buffers=*/0);
+  ASSERT_TRUE(guest_->Activate().ok());
+  auto& rx = guest_->rx_driver();
+  // Too small for a header, read-only, then a good one.
+  rx.AddChain({{rx.Alloc(16), 16, true}});
+  rx.AddChain({{rx.Alloc(100), 100, false}});
+  const uint64_t good = rx.Alloc(4096);
+  rx.AddChain({{good, 4096, true}});
+  // A REQUEST to a port nothing listens on: the RST needs an RX buffer.
+  guest_->Send(guest_->Header(kVsockOpRequest, 1, 9999));
+  auto used = rx.UsedSince(0);
+  ASSERT_EQ(used.size(), 3u);
+  EXPECT_EQ(used[0].len, 0u);
+  EXPECT_EQ(used[1].len, 0u);
+  EXPECT_EQ(used[2].len, kVsockHeaderSize);
+  auto rst = memory_->ReadObj<VsockHeader>(good);
+  ASSERT_TRUE(rst.ok());
+  EXPECT_EQ(rst->op, kVsockOpRst);
+  EXPECT_EQ(vsock_->metrics().malformed_chains, 2u);
+  EXPECT_EQ(guest_->interrupt().needs_reset, 0u);
+}
+
 TEST_F(VsockTest, ManyConnectionsStayIndependent) {
   MakeDevice();
   constexpr int kConns = 100;
