@@ -369,6 +369,36 @@ TEST_F(VsockTest, SlowHostReaderBoundsBufferingAndGuestOverrunIsReset) {
   EXPECT_LT(sent, 8u << 20);
 }
 
+TEST_F(VsockTest, StalledHostDoesNotStallOtherConnections) {
+  MakeDevice();
+  auto [stalled, stalled_port] = HostConnect(52);
+  auto [live, live_port] = HostConnect(53);
+  // The guest fills the stalled connection up to the device's credit, as Linux would (the
+  // host never reads): first the host socket's buffer, then the device's bounded one.
+  std::string chunk(kVsockMaxPayload, 's');
+  uint32_t sent = 0, device_fwd = 0;
+  for (int round = 0; round < 100; ++round) {
+    for (auto& p : Pump()) {
+      if (p.header.dst_port == 52) device_fwd = p.header.fwd_cnt;
+    }
+    if (sent - device_fwd + kVsockMaxPayload > kConnBufAlloc) break;
+    guest_->Send(guest_->Header(kVsockOpRw, 52, stalled_port, kVsockMaxPayload), chunk);
+    sent += kVsockMaxPayload;
+  }
+  EXPECT_EQ(vsock_->connection_count(), 2u) << "a guest within its credit was reset";
+  EXPECT_GT(sent, kConnBufAlloc);
+  for (int i = 0; i < 100; ++i) {
+    std::string msg = "ping " + std::to_string(i);
+    guest_->Send(guest_->Header(kVsockOpRw, 53, live_port, static_cast<uint32_t>(msg.size())), msg);
+    ASSERT_EQ(ReadSome(live), msg);
+    WriteStr(live, "pong");
+    auto pkts = PumpUntilPacket();
+    ASSERT_EQ(pkts.size(), 1u);
+    EXPECT_EQ(pkts[0].header.dst_port, 53u);
+    EXPECT_EQ(std::string(pkts[0].payload.begin(), pkts[0].payload.end()), "pong");
+  }
+}
+
 TEST_F(VsockTest, CreditUpdatesFlowAsTheHostReads) {
   MakeDevice();
   auto [host, port] = HostConnect(52);
