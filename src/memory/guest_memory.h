@@ -33,6 +33,11 @@ class GuestMemory {
 
   // Maps each region; they must be page-aligned, non-empty and must not overlap.
   static Result<GuestMemory> Create(const std::vector<GuestRegionSpec>& specs);
+  // Maps each region MAP_PRIVATE from snapshot memory file `fd` (regions laid out back to back
+  // in guest address order, see memory_file.h), which must be exactly as large as the regions.
+  // Pages load lazily from the page cache, shared between every VM restored from the file.
+  static Result<GuestMemory> CreateFromFile(const std::vector<GuestRegionSpec>& specs, int fd,
+                                            const std::string& path);
 
   // For registering the mappings with KVM (and, later, snapshotting them).
   const std::vector<Region>& regions() const { return regions_; }

@@ -62,6 +62,7 @@ std::unique_ptr<MicroVm> MicroVm::Create(const VmResources& resources,
 
   std::unique_ptr<MicroVm> vm(new MicroVm());
   vm->options_ = options;
+  vm->resources_ = resources;
 
   // /dev/kvm missing or inaccessible is a configuration problem of this host: say so plainly.
   auto kvm = Kvm::Open(options.kvm_path);
@@ -75,7 +76,7 @@ std::unique_ptr<MicroVm> MicroVm::Create(const VmResources& resources,
                                             std::to_string(machine.mem_size_mib) +
                                             ": cannot allocate guest memory"));
   }
-  auto created = Vm::Create(*kvm, std::move(memory).value());
+  auto created = Vm::Create(*kvm, std::move(memory).value(), machine.track_dirty_pages);
   if (!created.ok()) return fail(host, created.error());
   vm->vm_ = std::move(created).value();
   GuestMemory& mem = vm->vm_->memory();
@@ -268,7 +269,13 @@ Result<RunOutcome> MicroVm::Run() {
   RETURN_IF_ERROR(WatchConsoleInput(loop));
   RETURN_IF_ERROR(virtio_->Watch(loop));
 
-  for (auto& vcpu : vcpus_) vcpu->Start();
+  for (auto& vcpu : vcpus_) {
+    if (start_paused_) {
+      vcpu->StartPaused();
+    } else {
+      vcpu->Start();
+    }
+  }
   Status ran = loop.Run();
   for (auto& vcpu : vcpus_) vcpu->StopAndJoin();
   if (!ran.ok()) return ran.error();

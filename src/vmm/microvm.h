@@ -18,6 +18,7 @@
 #include "devices/locked_device.h"
 #include "devices/serial.h"
 #include "kvm/kvm.h"
+#include "snapshot/snapshot_params.h"
 #include "vmm/host_kind.h"
 #include "vstate/exit_request.h"
 #include "vstate/vcpu.h"
@@ -57,6 +58,21 @@ class MicroVm {
   Result<RunOutcome> Run();
   const std::string& cmdline() const { return cmdline_; }
 
+  // --- Snapshots (microvm_snapshot.cc) ---
+  // Parks every vCPU outside KVM_RUN (pending I/O completed) / lets them run again. Pause
+  // needs the vCPUs started (Run() running on some thread).
+  Status PauseVcpus();
+  void ResumeVcpus();
+  bool vcpus_paused() const;
+  // Writes the memory file, then the state file (each atomically). Requires PauseVcpus().
+  // Call on the VMM thread (or with its event loop idle): device state is read under each
+  // device's lock.
+  Status SaveSnapshot(const SnapshotCreateParams& params);
+  // Builds a VM from a snapshot instead of a kernel: nothing is half-built on error. Its
+  // vCPUs start parked unless params.resume_vm; Run() drives it as usual.
+  static Result<std::unique_ptr<MicroVm>> RestoreFromSnapshot(const SnapshotLoadParams& params,
+                                                             const MicroVmOptions& options);
+
  private:
   MicroVm() = default;
   Status BuildDevices();
@@ -79,6 +95,8 @@ class MicroVm {
   std::unique_ptr<MmioDevices> virtio_;
   std::vector<std::unique_ptr<Vcpu>> vcpus_;
   bool console_eof_ = false;
+  VmResources resources_;      // What the VM was built from (saved in snapshots).
+  bool start_paused_ = false;  // Run() starts the vCPUs parked (restored without resume_vm).
 };
 
 }  // namespace hearth
