@@ -18,13 +18,16 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <iostream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "base/clock.h"
 #include "base/fd.h"
+#include "base/log.h"
 #include "vmm/microvm.h"
+#include "vmm/snapshot_cli.h"
 
 using namespace hearth;
 using namespace std::chrono_literals;
@@ -136,6 +139,7 @@ int Bench(uint64_t mib, int runs, const std::string& dir) {
       create_ms.push_back((MonotonicMicros() - t0) / 1000.0);
     }
   }
+  if (getenv("HEARTH_BENCH_DEBUG")) (void)DescribeSnapshot(state, std::cout, std::cerr);
   std::vector<double> restore_ms, running_ms, output_ms;
   for (int i = 0; i < runs; ++i) {
     Vm v;
@@ -187,6 +191,7 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--dir")) dir = argv[i + 1];
   }
   Vcpu::InstallKickHandler();
+  if (getenv("HEARTH_BENCH_DEBUG")) SetLogLevel(LogLevel::kDebug);
   std::printf("Snapshot create / restore, counter guest, 1 vCPU, File backend, %d restores\n", runs);
   for (uint64_t mib : {128, 1024}) {
     if (int rc = Bench(mib, runs, dir); rc != 0) return rc;

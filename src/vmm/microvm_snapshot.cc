@@ -100,10 +100,15 @@ Status MicroVm::SaveSnapshot(const SnapshotCreateParams& params) {
 Result<std::unique_ptr<MicroVm>> MicroVm::RestoreFromSnapshot(const SnapshotLoadParams& params,
                                                               const MicroVmOptions& options) {
   const uint64_t start = MonotonicMicros();
+  // Restore timeline at Debug level: where the restore latency goes.
+  auto milestone = [start](const char* what) {
+    LOG_DEBUG("restore: " << what << " at " << MonotonicMicros() - start << " us");
+  };
   ASSIGN_OR_RETURN(std::vector<uint8_t> payload, ReadStateFile(params.snapshot_path));
   auto decoded = DecodeMicroVmState(payload);
   if (!decoded.ok()) return decoded.error().Wrap(params.snapshot_path);
   MicroVmState state = std::move(decoded).value();
+  milestone("state file read and decoded");
 
   if (params.mem_backend_type == MemBackendType::kUffd) {
     return Error("mem_backend: backend_type Uffd is not supported by this Hearth yet (use File)");
@@ -139,6 +144,7 @@ Result<std::unique_ptr<MicroVm>> MicroVm::RestoreFromSnapshot(const SnapshotLoad
   mem_fd.Reset();  // The mappings keep the file.
   ASSIGN_OR_RETURN(vm->vm_, Vm::Create(kvm, std::move(memory).value(), params.track_dirty_pages));
   ASSIGN_OR_RETURN(vm->exit_, ExitRequest::Create());
+  milestone("memory mapped, KVM VM created");
 
   // Devices, built from the saved configuration exactly as at boot, then given their state.
   Cmdline scratch(layout::kCmdlineMaxSize);
@@ -169,7 +175,9 @@ Result<std::unique_ptr<MicroVm>> MicroVm::RestoreFromSnapshot(const SnapshotLoad
   RETURN_IF_ERROR(vm->serial_->With([&](Serial& s) { return s.Restore(state.serial); }));
   RETURN_IF_ERROR(vm->i8042_->With([&](I8042& d) { return d.Restore(state.i8042); }));
 
+  milestone("devices rebuilt and restored");
   RETURN_IF_ERROR(RestoreVmState(vm->vm_->kvm_vm(), state.vm));
+  milestone("VM state restored");
   VcpuContext ctx{&vm->pio_, &vm->mmio_, &vm->vm_->memory(), vm->exit_,
                   std::make_shared<UnhandledAccessLog>()};
   for (const VcpuState& vs : state.vcpus) {
@@ -177,6 +185,7 @@ Result<std::unique_ptr<MicroVm>> MicroVm::RestoreFromSnapshot(const SnapshotLoad
     RETURN_IF_ERROR(RestoreVcpuState(kvm_vcpu, vs));
     vm->vcpus_.push_back(std::make_unique<Vcpu>(std::move(kvm_vcpu), ctx));
   }
+  milestone("vCPUs created and restored");
   vm->start_paused_ = !params.resume_vm;
   LOG_INFO("restored " << params.snapshot_path << " in " << MonotonicMicros() - start << " us ("
                        << state.machine.vcpu_count << " vCPUs, " << state.machine.mem_size_mib

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 
+#include "base/hex.h"
+#include "base/log.h"
+
 namespace hearth {
 namespace {
 
@@ -21,9 +24,16 @@ Result<std::vector<uint32_t>> SavableMsrs(const Kvm& kvm, const KvmVcpu& probe) 
   savable.reserve(listed.size());
   // One KVM_GET_MSRS per MSR is a few hundred ioctls, once per snapshot: simple and exact
   // about which ones this host refuses.
+  std::string refused;
   for (uint32_t index : listed) {
-    if (probe.GetMsrs({index}).ok()) savable.push_back(index);
+    if (probe.GetMsrs({index}).ok()) {
+      savable.push_back(index);
+    } else {
+      refused += " " + Hex(index);
+    }
   }
+  LOG_DEBUG("snapshot: " << savable.size() << " of " << listed.size()
+                         << " listed MSRs are savable on this host; refused:" << refused);
   return savable;
 }
 

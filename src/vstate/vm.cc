@@ -6,6 +6,8 @@ namespace hearth {
 
 Result<std::unique_ptr<Vm>> Vm::Create(const Kvm& kvm, GuestMemory memory, bool track_dirty_pages) {
   ASSIGN_OR_RETURN(KvmVm kvm_vm, kvm.CreateVm());
+  // KVM logs what the vCPUs write; the VMM's own writes (devices) are logged by GuestMemory.
+  if (track_dirty_pages) memory.EnableWriteTracking();
   uint32_t slot = 0;
   const uint32_t flags = track_dirty_pages ? KVM_MEM_LOG_DIRTY_PAGES : 0;
   for (const auto& region : memory.regions()) {
@@ -23,11 +25,13 @@ Result<std::vector<std::vector<uint64_t>>> Vm::TakeDirtyBitmaps() {
   if (!track_dirty_pages_) {
     return Error("dirty page tracking is off (enable track_dirty_pages to take Diff snapshots)");
   }
-  std::vector<std::vector<uint64_t>> bitmaps;
+  std::vector<std::vector<uint64_t>> bitmaps = memory_.TakeWrittenBitmaps();
   uint32_t slot = 0;
   for (const auto& region : memory_.regions()) {
-    ASSIGN_OR_RETURN(auto bitmap, kvm_vm_.GetDirtyLog(slot++, region.size() / 4096));
-    bitmaps.push_back(std::move(bitmap));
+    ASSIGN_OR_RETURN(auto bitmap, kvm_vm_.GetDirtyLog(slot, region.size() / 4096));
+    std::vector<uint64_t>& merged = bitmaps[slot];
+    for (size_t w = 0; w < merged.size() && w < bitmap.size(); ++w) merged[w] |= bitmap[w];
+    ++slot;
   }
   return bitmaps;
 }

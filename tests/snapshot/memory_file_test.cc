@@ -104,3 +104,27 @@ TEST(MemoryFile, DirtyBitmapCountMustMatchRegions) {
 
 }  // namespace
 }  // namespace hearth
+
+namespace hearth {
+namespace {
+
+TEST(GuestMemoryWriteTracking, MarksWrittenPagesAndClears) {
+  auto mem = GuestMemory::Create(kLayout);
+  ASSERT_OK(mem);
+  ASSERT_OK(mem->WriteObj<uint32_t>(2 * kPage, 1));  // Not tracked yet.
+  mem->EnableWriteTracking();
+  ASSERT_OK(mem->WriteObj<uint64_t>(5 * kPage - 4, 1));  // Straddles pages 4 and 5.
+  ASSERT_OK(mem->Fill(0x100000 + kPage, 0xff, 10));
+  std::vector<iovec> iov;
+  ASSERT_OK(mem->AppendIoVecs(0x100000 + 6 * kPage, 2 * kPage, iov));
+  auto bits = mem->TakeWrittenBitmaps();
+  ASSERT_EQ(bits.size(), 2u);
+  EXPECT_EQ(bits[0][0], (1ull << 4) | (1ull << 5));
+  EXPECT_EQ(bits[1][0], (1ull << 1) | (1ull << 6) | (1ull << 7));
+  auto again = mem->TakeWrittenBitmaps();
+  EXPECT_EQ(again[0][0], 0u);
+  EXPECT_EQ(again[1][0], 0u);
+}
+
+}  // namespace
+}  // namespace hearth
