@@ -97,6 +97,8 @@ class MicroVm {
   bool console_eof_ = false;
   VmResources resources_;      // What the VM was built from (saved in snapshots).
   bool start_paused_ = false;  // Run() starts the vCPUs parked (restored without resume_vm).
+  Fd uffd_;                    // Uffd snapshot backend: the userfaultfd and the handler socket.
+  Fd uffd_socket_;
 };
 
 }  // namespace hearth

@@ -10,6 +10,7 @@
 #include "snapshot/state_file.h"
 #include "vmm/microvm.h"
 #include "vmm/snapshot_state.h"
+#include "vmm/uffd_backend.h"
 #include "vstate/vcpu_state.h"
 #include "vstate/vm_state.h"
 
@@ -110,9 +111,6 @@ Result<std::unique_ptr<MicroVm>> MicroVm::RestoreFromSnapshot(const SnapshotLoad
   MicroVmState state = std::move(decoded).value();
   milestone("state file read and decoded");
 
-  if (params.mem_backend_type == MemBackendType::kUffd) {
-    return Error("mem_backend: backend_type Uffd is not supported by this Hearth yet (use File)");
-  }
   if (params.mem_backend_path.empty()) return Error("mem_backend.backend_path: empty");
   if (params.vsock_uds_path) return Error("vsock_override: the snapshot has no vsock device");
 
@@ -138,10 +136,20 @@ Result<std::unique_ptr<MicroVm>> MicroVm::RestoreFromSnapshot(const SnapshotLoad
   vm->cmdline_ = state.cmdline;
 
   ASSIGN_OR_RETURN(Kvm kvm, Kvm::Open(options.kvm_path));
-  ASSIGN_OR_RETURN(Fd mem_fd, Fd::Open(params.mem_backend_path, O_RDONLY));
-  auto memory = GuestMemory::CreateFromFile(state.memory_regions, mem_fd.get(), params.mem_backend_path);
-  if (!memory.ok()) return memory.error().Wrap("mem_backend");
-  mem_fd.Reset();  // The mappings keep the file.
+  Result<GuestMemory> memory = Error("no memory backend");
+  if (params.mem_backend_type == MemBackendType::kUffd) {
+    // Anonymous memory whose pages the handler fills on first touch.
+    memory = GuestMemory::Create(state.memory_regions);
+    if (!memory.ok()) return memory.error().Wrap("mem_backend");
+    ASSIGN_OR_RETURN(UffdConnection conn, ConnectUffdHandler(params.mem_backend_path, *memory));
+    vm->uffd_ = std::move(conn.uffd);
+    vm->uffd_socket_ = std::move(conn.socket);
+  } else {
+    ASSIGN_OR_RETURN(Fd mem_fd, Fd::Open(params.mem_backend_path, O_RDONLY));
+    memory = GuestMemory::CreateFromFile(state.memory_regions, mem_fd.get(), params.mem_backend_path);
+    if (!memory.ok()) return memory.error().Wrap("mem_backend");
+    // The mappings keep the file; the fd can go.
+  }
   ASSIGN_OR_RETURN(vm->vm_, Vm::Create(kvm, std::move(memory).value(), params.track_dirty_pages));
   ASSIGN_OR_RETURN(vm->exit_, ExitRequest::Create());
   milestone("memory mapped, KVM VM created");

@@ -3,6 +3,7 @@
 // from where it stopped without a reboot ("counter start" printed once).
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -300,9 +301,40 @@ TEST_F(SnapshotVmTest, BadStateAndMemoryFilesAreRefused) {
   expect_refused(good, small, "the snapshot's guest memory is 134217728 bytes");
   expect_refused(good, dir_.File("absent.mem"), "absent.mem");
 
-  SnapshotLoadParams uffd = Load(state, mem);
+  SnapshotLoadParams uffd = Load(state, dir_.File("no-handler.sock"));
   uffd.mem_backend_type = MemBackendType::kUffd;
-  EXPECT_ERROR_CONTAINS(Restore(dir_.File("u.out"), uffd), "Uffd is not supported");
+  EXPECT_ERROR_CONTAINS(Restore(dir_.File("u.out"), uffd), "connect mem_backend (Uffd)");
+}
+
+// The Uffd backend: the example handler (a separate process) serves every page from the
+// memory file, and the guest counts on.
+TEST_F(SnapshotVmTest, UffdHandlerServesRestoredMemory) {
+  const std::string state = dir_.File("vm.snap"), mem = dir_.File("vm.mem");
+  const std::string sock = dir_.File("uffd.sock");
+  std::string before = BootAndSnapshot(state, mem);
+  pid_t handler = fork();
+  ASSERT_GE(handler, 0);
+  if (handler == 0) {
+    execl(HEARTH_UFFD_HANDLER, HEARTH_UFFD_HANDLER, sock.c_str(), mem.c_str(), nullptr);
+    _exit(127);
+  }
+  for (int i = 0; i < 500 && !std::filesystem::exists(sock); ++i) std::this_thread::sleep_for(10ms);
+  SnapshotLoadParams p = Load(state, sock);
+  p.mem_backend_type = MemBackendType::kUffd;
+  {
+    auto restored = Restore(dir_.File("restored.out"), p);
+    ASSERT_OK(restored);
+    ASSERT_TRUE((*restored)->WaitForCounts(5)) << (*restored)->Console();
+    (*restored)->Stop();
+    ExpectContinues(before, (*restored)->Console());
+  }
+  // The VM is gone: the handler sees the connection close and exits cleanly.
+  int status = 0;
+  for (int i = 0; i < 500; ++i) {
+    if (waitpid(handler, &status, WNOHANG) == handler) break;
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
 }
 
 }  // namespace
