@@ -19,82 +19,13 @@
 #include "test_util.h"
 #include "vmm/microvm.h"
 #include "vmm/snapshot_cli.h"
+#include "running_vm.h"
 
 namespace hearth {
 namespace {
 
 using unit::TempDir;
 using namespace std::chrono_literals;
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-// The "count N" values of complete lines, in order.
-std::vector<long> Counts(const std::string& text) {
-  std::vector<long> out;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (in.eof()) break;  // Last line without '\n': incomplete.
-    if (line.rfind("count ", 0) == 0) out.push_back(std::stol(line.substr(6)));
-  }
-  return out;
-}
-
-size_t Occurrences(const std::string& text, const std::string& what) {
-  size_t n = 0;
-  for (size_t p = text.find(what); p != std::string::npos; p = text.find(what, p + 1)) ++n;
-  return n;
-}
-
-// A MicroVm running on its own thread (as the VMM thread would run it), its console in a file.
-class RunningVm {
- public:
-  RunningVm(std::unique_ptr<MicroVm> vm, std::string console, Fd console_fd, EventFd stop)
-      : vm_(std::move(vm)), console_(std::move(console)), console_fd_(std::move(console_fd)),
-        stop_(std::move(stop)) {
-    thread_ = std::thread([this] { outcome_ = std::make_unique<Result<RunOutcome>>(vm_->Run()); });
-  }
-  ~RunningVm() { Stop(); }
-  MicroVm& vm() { return *vm_; }
-  std::string Console() const { return ReadAll(console_); }
-  // Waits until the console holds at least `n` complete count lines.
-  bool WaitForCounts(size_t n, std::chrono::seconds timeout = 60s) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (Counts(Console()).size() >= n) return true;
-      std::this_thread::sleep_for(20ms);
-    }
-    return false;
-  }
-  // Pauses once the vCPU thread is up (Run() starts it asynchronously).
-  Status Pause() {
-    auto deadline = std::chrono::steady_clock::now() + 10s;
-    Status s = vm_->PauseVcpus();
-    while (!s.ok() && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(5ms);
-      s = vm_->PauseVcpus();
-    }
-    return s;
-  }
-  void Stop() {
-    if (!thread_.joinable()) return;
-    (void)stop_.Signal();
-    thread_.join();
-  }
-
- private:
-  std::unique_ptr<MicroVm> vm_;
-  std::string console_;
-  Fd console_fd_;
-  EventFd stop_;
-  std::thread thread_;
-  std::unique_ptr<Result<RunOutcome>> outcome_;
-};
 
 class SnapshotVmTest : public ::testing::Test {
  protected:
