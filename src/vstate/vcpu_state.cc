@@ -12,6 +12,7 @@ namespace {
 constexpr uint32_t kMsrIa32Tsc = 0x10;
 constexpr uint32_t kMsrKvmSystemTimeNew = 0x4b564d01;
 constexpr uint32_t kMsrKvmWallClockNew = 0x4b564d00;
+constexpr uint32_t kMsrIa32TscDeadline = 0x6e0;
 
 }  // namespace
 
@@ -109,6 +110,14 @@ Status RestoreVcpuState(KvmVcpu& vcpu, const VcpuState& s) {
   }
   RETURN_IF_ERROR(step(vcpu.SetDebugRegs(s.debugregs)));
   RETURN_IF_ERROR(step(vcpu.SetLapic(s.lapic)));
+  // KVM_SET_LAPIC re-arms the LAPIC timer from scratch and drops a TSC-deadline timer set
+  // before it: write the deadline again now that the LAPIC is in TSC-deadline mode (as QEMU
+  // does), or a guest sleeping on its timer never wakes.
+  for (const auto& [index, value] : s.msrs) {
+    if (index == kMsrIa32TscDeadline && value != 0) {
+      RETURN_IF_ERROR(step(vcpu.SetMsrs({{index, value}})));
+    }
+  }
   RETURN_IF_ERROR(step(vcpu.SetMpState(s.mp_state)));
   RETURN_IF_ERROR(step(vcpu.SetVcpuEvents(s.events)));
   return Ok();

@@ -77,11 +77,14 @@ int main(int argc, char** argv) {
   Fd listener(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
-  if (socket_path.size() >= sizeof(addr.sun_path)) Die("socket path too long");
-  std::memcpy(addr.sun_path, socket_path.data(), socket_path.size());
-  ::unlink(socket_path.c_str());
+  // Bound under a temporary name and renamed once listening: a VMM that sees the socket can
+  // connect to it.
+  const std::string temp_path = socket_path + ".tmp";
+  if (temp_path.size() >= sizeof(addr.sun_path)) Die("socket path too long");
+  std::memcpy(addr.sun_path, temp_path.data(), temp_path.size());
+  ::unlink(temp_path.c_str());
   if (::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::listen(listener.get(), 1) != 0) {
+      ::listen(listener.get(), 1) != 0 || ::rename(temp_path.c_str(), socket_path.c_str()) != 0) {
     Die("bind/listen " + socket_path + ": " + std::strerror(errno));
   }
   Fd conn(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
