@@ -148,9 +148,9 @@ int Bench(uint64_t mib, int runs, const std::string& dir) {
   for (int i = 0; i < runs; ++i) {
     Vm v;
     v.console_path = dir + "/restore.out";
-    SnapshotLoadParams p;
+    LoadSnapshot p;
     p.snapshot_path = state;
-    p.mem_backend_path = mem;
+    p.backend_path = mem;
     p.resume_vm = false;
     pid_t handler = -1;
     if (uffd) {
@@ -166,8 +166,8 @@ int Bench(uint64_t mib, int runs, const std::string& dir) {
         _exit(127);
       }
       while (::access(sock.c_str(), F_OK) != 0) std::this_thread::sleep_for(200us);
-      p.mem_backend_type = MemBackendType::kUffd;
-      p.mem_backend_path = sock;
+      p.backend_type = MemBackendType::kUffd;
+      p.backend_path = sock;
     }
     MicroVmOptions o = Options(v);
     uint64_t t0 = MonotonicMicros();

@@ -21,3 +21,12 @@ Result<VsockConfig> ParseVsock(const nlohmann::json& j);
 Result<MetricsConfig> ParseMetrics(const nlohmann::json& j);
 
 }  // namespace hearth
+
+namespace hearth {
+
+// The other direction, for GET /machine-config and GET /vm/config: Firecracker's shapes, which
+// the parsers above accept back unchanged.
+nlohmann::json MachineConfigToJson(const MachineConfig& config);
+nlohmann::json VmResourcesToJson(const VmResources& resources);
+
+}  // namespace hearth

@@ -78,7 +78,7 @@ uint32_t MmioTransport::ReadRegister(uint64_t offset) {
     }
     case mmio::kInterruptStatus: return interrupt_->status();
     case mmio::kStatus: return status();
-    case mmio::kConfigGeneration: return config_generation_;
+    case mmio::kConfigGeneration: return interrupt_->config_generation();
     default:
       LOG_DEBUG("virtio-mmio: read of write-only or unknown register 0x" << std::hex << offset);
       return 0;
@@ -193,14 +193,11 @@ void MmioTransport::Notify(uint32_t index) {
   device_->ProcessQueue(static_cast<uint16_t>(index));
 }
 
-void MmioTransport::SignalConfigChange() {
-  ++config_generation_;
-  interrupt_->Raise(kVirtioIntConfigChange);
-}
+void MmioTransport::SignalConfigChange() { interrupt_->SignalConfigChange(); }
 
 MmioTransportState MmioTransport::Save() const {
   MmioTransportState s{status(), device_features_sel_, driver_features_sel_, acked_features_,
-                       queue_sel_, interrupt_->status(), config_generation_, {}};
+                       queue_sel_, interrupt_->status(), interrupt_->config_generation(), {}};
   for (const auto& q : queues_) s.queues.push_back(q.state());
   return s;
 }
@@ -253,9 +250,8 @@ Status MmioTransport::Restore(const MmioTransportState& state) {
   driver_features_sel_ = state.driver_features_sel;
   acked_features_ = state.acked_features;
   queue_sel_ = state.queue_sel;
-  config_generation_ = state.config_generation;
   const bool needs_reset = state.status & kStatusNeedsReset;
-  interrupt_->Restore(state.interrupt_status, needs_reset);
+  interrupt_->Restore(state.interrupt_status, needs_reset, state.config_generation);
   if ((status & kStatusDriverOk) && !(status & kStatusFailed) && !needs_reset) {
     auto st = device_->Activate({memory_, &queues_, interrupt_, acked_features_});
     if (!st.ok()) {

@@ -3,7 +3,9 @@
 // guest stops or the VMM is told to stop, and reports why.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,7 +20,7 @@
 #include "devices/locked_device.h"
 #include "devices/serial.h"
 #include "kvm/kvm.h"
-#include "snapshot/snapshot_params.h"
+#include "api/api_action.h"
 #include "vmm/host_kind.h"
 #include "vstate/exit_request.h"
 #include "vstate/vcpu.h"
@@ -55,22 +57,45 @@ class MicroVm {
                                          const MicroVmOptions& options, BuildError* error);
   ~MicroVm();
 
+  // Runs the VM on its own event loop on the calling thread until it stops (--no-api).
   Result<RunOutcome> Run();
+
+  // Registers the VM's event sources on `loop` (the VMM thread's) and starts the vCPUs.
+  // `on_stop` runs on that thread once the guest or a vCPU asked the VM to stop.
+  Status Start(EventLoop& loop, std::function<void()> on_stop);
+  // Stops the vCPUs and says why the VM stopped. After Start().
+  RunOutcome Stop();
+  // Asks the VM to stop from the VMM thread (e.g. a signal to the VMM).
+  void RequestStop(ExitKind kind, std::string message) { exit_->Request(kind, std::move(message)); }
+
+  // All vCPUs parked (each reported back) and devices no longer served, or the reverse.
+  Status Pause();
+  Status Resume();
+  bool paused() const { return paused_; }
+  void SendCtrlAltDel();
+
   const std::string& cmdline() const { return cmdline_; }
+  MmioDevices& devices() { return *virtio_; }
+  const std::vector<std::unique_ptr<Vcpu>>& vcpus() const { return vcpus_; }
+  uint64_t start_micros() const { return start_micros_; }
+  // When the guest first wrote the boot-timer port (monotonic us), or 0.
+  uint64_t boot_signal_micros() const { return boot_signal_us_->load(); }
 
   // --- Snapshots (microvm_snapshot.cc) ---
-  // Parks every vCPU outside KVM_RUN (pending I/O completed) / lets them run again. Pause
-  // needs the vCPUs started (Run() running on some thread).
+  // Parks every vCPU outside KVM_RUN (pending I/O completed) / lets them run again, from any
+  // thread, without touching the event loop (tests drive Run() on another thread). The API
+  // uses Pause()/Resume() on the VMM thread, which also stop serving devices.
   Status PauseVcpus();
   void ResumeVcpus();
   bool vcpus_paused() const;
   // Writes the memory file, then the state file (each atomically). Requires PauseVcpus().
   // Call on the VMM thread (or with its event loop idle): device state is read under each
   // device's lock.
-  Status SaveSnapshot(const SnapshotCreateParams& params);
+  Status SaveSnapshot(const CreateSnapshot& params);
   // Builds a VM from a snapshot instead of a kernel: nothing is half-built on error. Its
-  // vCPUs start parked unless params.resume_vm; Run() drives it as usual.
-  static Result<std::unique_ptr<MicroVm>> RestoreFromSnapshot(const SnapshotLoadParams& params,
+  // vCPUs start parked (paused(), devices unwatched) unless params.resume_vm; Start() or
+  // Run() drives it as usual and Resume() lets it go.
+  static Result<std::unique_ptr<MicroVm>> RestoreFromSnapshot(const LoadSnapshot& params,
                                                              const MicroVmOptions& options);
 
  private:
@@ -95,6 +120,10 @@ class MicroVm {
   std::unique_ptr<MmioDevices> virtio_;
   std::vector<std::unique_ptr<Vcpu>> vcpus_;
   bool console_eof_ = false;
+  EventLoop* loop_ = nullptr;  // Set by Start().
+  bool paused_ = false;
+  uint64_t start_micros_ = 0;
+  std::shared_ptr<std::atomic<uint64_t>> boot_signal_us_ = std::make_shared<std::atomic<uint64_t>>(0);
   VmResources resources_;      // What the VM was built from (saved in snapshots).
   bool start_paused_ = false;  // Run() starts the vCPUs parked (restored without resume_vm).
   Fd uffd_;                    // Uffd snapshot backend: the userfaultfd and the handler socket.

@@ -33,7 +33,7 @@ bool MicroVm::vcpus_paused() const {
   return true;
 }
 
-Status MicroVm::SaveSnapshot(const SnapshotCreateParams& params) {
+Status MicroVm::SaveSnapshot(const CreateSnapshot& params) {
   if (!vcpus_paused()) return Error("the VM must be paused to create a snapshot");
   if (params.snapshot_path.empty()) return Error("snapshot_path: empty");
   if (params.mem_file_path.empty()) return Error("mem_file_path: empty");
@@ -78,7 +78,7 @@ Status MicroVm::SaveSnapshot(const SnapshotCreateParams& params) {
 
   {
     ASSIGN_OR_RETURN(AtomicFile mem_file, AtomicFile::Create(params.mem_file_path));
-    if (params.snapshot_type == SnapshotType::kDiff) {
+    if (params.type == SnapshotType::kDiff) {
       auto dirty = vm_->TakeDirtyBitmaps();
       if (!dirty.ok()) return dirty.error().Wrap("Diff snapshot");
       RETURN_IF_ERROR(SaveDirtyMemory(vm_->memory(), mem_file.fd(), *dirty, params.mem_file_path));
@@ -92,13 +92,13 @@ Status MicroVm::SaveSnapshot(const SnapshotCreateParams& params) {
   const uint64_t mem_done = MonotonicMicros();
   RETURN_IF_ERROR(WriteStateFile(params.snapshot_path, EncodeMicroVmState(state)));
   LOG_INFO("snapshot " << params.snapshot_path << " ("
-                       << (params.snapshot_type == SnapshotType::kDiff ? "Diff" : "Full")
+                       << (params.type == SnapshotType::kDiff ? "Diff" : "Full")
                        << "): state " << state_done - start << " us, memory " << mem_done - state_done
                        << " us, state file " << MonotonicMicros() - mem_done << " us");
   return Ok();
 }
 
-Result<std::unique_ptr<MicroVm>> MicroVm::RestoreFromSnapshot(const SnapshotLoadParams& params,
+Result<std::unique_ptr<MicroVm>> MicroVm::RestoreFromSnapshot(const LoadSnapshot& params,
                                                               const MicroVmOptions& options) {
   const uint64_t start = MonotonicMicros();
   // Restore timeline at Debug level: where the restore latency goes.
@@ -111,8 +111,11 @@ Result<std::unique_ptr<MicroVm>> MicroVm::RestoreFromSnapshot(const SnapshotLoad
   MicroVmState state = std::move(decoded).value();
   milestone("state file read and decoded");
 
-  if (params.mem_backend_path.empty()) return Error("mem_backend.backend_path: empty");
+  if (params.backend_path.empty()) return Error("mem_backend.backend_path: empty");
   if (params.vsock_uds_path) return Error("vsock_override: the snapshot has no vsock device");
+  if (params.clock_realtime) {
+    return Error("clock_realtime: advancing kvm-clock by the time spent saved is not supported");
+  }
 
   std::unique_ptr<MicroVm> vm(new MicroVm());
   vm->options_ = options;
@@ -137,16 +140,16 @@ Result<std::unique_ptr<MicroVm>> MicroVm::RestoreFromSnapshot(const SnapshotLoad
 
   ASSIGN_OR_RETURN(Kvm kvm, Kvm::Open(options.kvm_path));
   Result<GuestMemory> memory = Error("no memory backend");
-  if (params.mem_backend_type == MemBackendType::kUffd) {
+  if (params.backend_type == MemBackendType::kUffd) {
     // Anonymous memory whose pages the handler fills on first touch.
     memory = GuestMemory::Create(state.memory_regions);
     if (!memory.ok()) return memory.error().Wrap("mem_backend");
-    ASSIGN_OR_RETURN(UffdConnection conn, ConnectUffdHandler(params.mem_backend_path, *memory));
+    ASSIGN_OR_RETURN(UffdConnection conn, ConnectUffdHandler(params.backend_path, *memory));
     vm->uffd_ = std::move(conn.uffd);
     vm->uffd_socket_ = std::move(conn.socket);
   } else {
-    ASSIGN_OR_RETURN(Fd mem_fd, Fd::Open(params.mem_backend_path, O_RDONLY));
-    memory = GuestMemory::CreateFromFile(state.memory_regions, mem_fd.get(), params.mem_backend_path);
+    ASSIGN_OR_RETURN(Fd mem_fd, Fd::Open(params.backend_path, O_RDONLY));
+    memory = GuestMemory::CreateFromFile(state.memory_regions, mem_fd.get(), params.backend_path);
     if (!memory.ok()) return memory.error().Wrap("mem_backend");
     // The mappings keep the file; the fd can go.
   }
@@ -197,7 +200,7 @@ Result<std::unique_ptr<MicroVm>> MicroVm::RestoreFromSnapshot(const SnapshotLoad
   vm->start_paused_ = !params.resume_vm;
   LOG_INFO("restored " << params.snapshot_path << " in " << MonotonicMicros() - start << " us ("
                        << state.machine.vcpu_count << " vCPUs, " << state.machine.mem_size_mib
-                       << " MiB from " << params.mem_backend_path << ")");
+                       << " MiB from " << params.backend_path << ")");
   return vm;
 }
 

@@ -89,9 +89,9 @@ TEST_F(LinuxSnapshotTest, SleepEndsAndDiskWorksAfterRestore) {
   Fd fd;
   EventFd stop = std::move(EventFd::Create()).value();
   MicroVmOptions o = Options(dir_.File("restored.out"), fd, stop);
-  SnapshotLoadParams p;
+  LoadSnapshot p;
   p.snapshot_path = state;
-  p.mem_backend_path = mem;
+  p.backend_path = mem;
   p.resume_vm = true;
   auto vm = MicroVm::RestoreFromSnapshot(p, o);
   ASSERT_OK(vm);

@@ -62,7 +62,7 @@ class SnapshotVmTest : public ::testing::Test {
     return std::make_unique<RunningVm>(std::move(vm), console, std::move(console_fd), std::move(stop));
   }
 
-  Result<std::unique_ptr<RunningVm>> Restore(const std::string& console, SnapshotLoadParams p) {
+  Result<std::unique_ptr<RunningVm>> Restore(const std::string& console, LoadSnapshot p) {
     Fd console_fd;
     EventFd stop = std::move(EventFd::Create()).value();
     MicroVmOptions o = Options(console, console_fd, stop);
@@ -81,10 +81,10 @@ class SnapshotVmTest : public ::testing::Test {
     return before;
   }
 
-  static SnapshotLoadParams Load(const std::string& state, const std::string& mem, bool resume = true) {
-    SnapshotLoadParams p;
+  static LoadSnapshot Load(const std::string& state, const std::string& mem, bool resume = true) {
+    LoadSnapshot p;
     p.snapshot_path = state;
-    p.mem_backend_path = mem;
+    p.backend_path = mem;
     p.resume_vm = resume;
     return p;
   }
@@ -232,8 +232,8 @@ TEST_F(SnapshotVmTest, BadStateAndMemoryFilesAreRefused) {
   expect_refused(good, small, "the snapshot's guest memory is 134217728 bytes");
   expect_refused(good, dir_.File("absent.mem"), "absent.mem");
 
-  SnapshotLoadParams uffd = Load(state, dir_.File("no-handler.sock"));
-  uffd.mem_backend_type = MemBackendType::kUffd;
+  LoadSnapshot uffd = Load(state, dir_.File("no-handler.sock"));
+  uffd.backend_type = MemBackendType::kUffd;
   EXPECT_ERROR_CONTAINS(Restore(dir_.File("u.out"), uffd), "connect mem_backend (Uffd)");
 }
 
@@ -250,8 +250,8 @@ TEST_F(SnapshotVmTest, UffdHandlerServesRestoredMemory) {
     _exit(127);
   }
   for (int i = 0; i < 500 && !std::filesystem::exists(sock); ++i) std::this_thread::sleep_for(10ms);
-  SnapshotLoadParams p = Load(state, sock);
-  p.mem_backend_type = MemBackendType::kUffd;
+  LoadSnapshot p = Load(state, sock);
+  p.backend_type = MemBackendType::kUffd;
   {
     auto restored = Restore(dir_.File("restored.out"), p);
     ASSERT_OK(restored);
