@@ -18,6 +18,7 @@
 #include "vmm/console.h"
 #include "vmm/host_kind.h"
 #include "vmm/microvm.h"
+#include "vmm/snapshot_cli.h"
 #include "vmm/vmm_controller.h"
 #include "api/action_channel.h"
 #include "api/api_server.h"
@@ -42,6 +43,10 @@ constexpr const char* kUsage =
     "  --config-file FILE     VM configuration (Firecracker's JSON shape): boot it at once\n"
     "  --no-api               run without the API socket (requires --config-file)\n"
     "  --metrics-path PATH    write metrics (one JSON object per flush) to this file or FIFO\n"
+    "  --describe-snapshot F  check a snapshot state file and print what it holds\n"
+    "  --snapshot-version     print the snapshot format version this build reads and writes\n"
+    "  --merge-diff-snapshot DIFF --merge-base BASE\n"
+    "                         apply a Diff snapshot's memory file onto its base memory file\n"
     "  --id ID                instance id used in logs (default anonymous-instance)\n"
     "  --boot-timer           log the time from start to the guest's boot-complete signal\n"
     "  --level LEVEL          log level: Error, Warning, Info (default), Debug\n"
@@ -63,6 +68,10 @@ struct Args {
   std::optional<std::string> metrics_path;
   std::string host_kind = "auto";
   bool print_host_kind = false;
+  bool snapshot_version = false;
+  std::optional<std::string> describe_snapshot;
+  std::optional<std::string> merge_diff;
+  std::optional<std::string> merge_base;
   bool help = false;
   bool version = false;
 };
@@ -72,12 +81,13 @@ Result<Args> ParseArgs(int argc, char** argv) {
   const std::map<std::string, std::string*> valued = {
       {"--config-file", nullptr}, {"--api-sock", nullptr}, {"--id", &args.id},
       {"--level", &args.level},   {"--log-path", nullptr}, {"--host-kind", &args.host_kind},
-      {"--metrics-path", nullptr},
+      {"--metrics-path", nullptr}, {"--describe-snapshot", nullptr}, {"--merge-diff-snapshot", nullptr},
+      {"--merge-base", nullptr},
   };
   const std::map<std::string, bool*> flags = {
       {"--no-api", &args.no_api},       {"--boot-timer", &args.boot_timer},
       {"--help", &args.help},           {"--version", &args.version},
-      {"--print-host-kind", &args.print_host_kind},
+      {"--print-host-kind", &args.print_host_kind}, {"--snapshot-version", &args.snapshot_version},
   };
   bool no_seccomp = false;
   for (int i = 1; i < argc; ++i) {
@@ -109,6 +119,9 @@ Result<Args> ParseArgs(int argc, char** argv) {
     else if (arg == "--api-sock") args.api_sock = value;
     else if (arg == "--log-path") args.log_path = value;
     else if (arg == "--metrics-path") args.metrics_path = value;
+    else if (arg == "--describe-snapshot") args.describe_snapshot = value;
+    else if (arg == "--merge-diff-snapshot") args.merge_diff = value;
+    else if (arg == "--merge-base") args.merge_base = value;
     else *valued.at(arg) = value;
   }
   (void)no_seccomp;
@@ -146,6 +159,14 @@ int RunMain(int argc, char** argv) {
   }
   auto host_kind = ResolveHostKind(args.host_kind);
   if (!host_kind.ok()) return Fail(kExitArgumentParsing, host_kind.error().message());
+  if (args.snapshot_version) return PrintSnapshotVersion(std::cout);
+  if (args.describe_snapshot) return DescribeSnapshot(*args.describe_snapshot, std::cout, std::cerr);
+  if (args.merge_diff || args.merge_base) {
+    if (!args.merge_diff || !args.merge_base) {
+      return Fail(kExitArgumentParsing, "--merge-diff-snapshot DIFF and --merge-base BASE go together");
+    }
+    return MergeDiffSnapshot(*args.merge_diff, *args.merge_base, std::cerr);
+  }
   if (args.print_host_kind) {
     std::puts(HostKindName(*host_kind));
     return kExitOk;

@@ -75,6 +75,7 @@ class MicroVm {
   void SendCtrlAltDel();
 
   const std::string& cmdline() const { return cmdline_; }
+  const VmResources& resources() const { return resources_; }
   MmioDevices& devices() { return *virtio_; }
   const std::vector<std::unique_ptr<Vcpu>>& vcpus() const { return vcpus_; }
   uint64_t start_micros() const { return start_micros_; }
