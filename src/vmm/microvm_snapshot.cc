@@ -1,6 +1,7 @@
 // MicroVm's snapshot side: pause/resume, SaveSnapshot, RestoreFromSnapshot. Kept apart from
 // microvm.cc (the boot path); both build the same devices through the same helpers.
 #include <fcntl.h>
+#include <sys/stat.h>
 
 #include "base/atomic_file.h"
 #include "base/clock.h"
@@ -11,6 +12,7 @@
 #include "vmm/microvm.h"
 #include "vmm/snapshot_state.h"
 #include "vmm/uffd_backend.h"
+#include "virtio/vsock/vsock.h"
 #include "vstate/vcpu_state.h"
 #include "vstate/vm_state.h"
 
@@ -41,12 +43,22 @@ Status MicroVm::SaveSnapshot(const CreateSnapshot& params) {
     return Error("snapshot_path and mem_file_path name the same file");
   }
   const uint64_t start = MonotonicMicros();
+  // vsock connections do not survive a snapshot (their host sockets cannot be saved): drop
+  // them and queue VIRTIO_VSOCK_EVENT_TRANSPORT_RESET before any state is taken, so the
+  // guest sees the event (now, or from the saved flag once it has an event buffer) when it
+  // runs again. Guest listeners survive.
+  for (const auto& a : virtio_->attached()) {
+    a.transport->With([](MmioTransport& t) {
+      if (t.device().device_type() == kVirtioIdVsock) static_cast<Vsock&>(t.device()).TransportReset();
+    });
+  }
   MicroVmState state;
   state.machine = resources_.machine;
   if (resources_.boot_source) state.kernel_image_path = resources_.boot_source->kernel_image_path;
   state.cmdline = cmdline_;
   state.drives = resources_.drives;
   state.network_interfaces = resources_.network_interfaces;
+  state.vsock = resources_.vsock;
   for (const auto& region : vm_->memory().regions()) {
     state.memory_regions.push_back(GuestRegionSpec{region.guest_addr, region.size()});
   }
@@ -112,7 +124,9 @@ Result<std::unique_ptr<MicroVm>> MicroVm::RestoreFromSnapshot(const LoadSnapshot
   milestone("state file read and decoded");
 
   if (params.backend_path.empty()) return Error("mem_backend.backend_path: empty");
-  if (params.vsock_uds_path) return Error("vsock_override: the snapshot has no vsock device");
+  if (params.vsock_uds_path && !state.vsock) {
+    return Error("vsock_override: the snapshot has no vsock device");
+  }
   if (params.clock_realtime) {
     return Error("clock_realtime: advancing kvm-clock by the time spent saved is not supported");
   }
@@ -135,6 +149,19 @@ Result<std::unique_ptr<MicroVm>> MicroVm::RestoreFromSnapshot(const LoadSnapshot
       }
     }
     if (!found) return Error("network_overrides: the snapshot has no interface " + o.iface_id);
+  }
+  vm->resources_.vsock = state.vsock;
+  if (params.vsock_uds_path) vm->resources_.vsock->uds_path = *params.vsock_uds_path;
+  if (vm->resources_.vsock) {
+    // The device binds its socket again: the path must be free (the original VM gone, or
+    // an override for a clone).
+    VsockConfig& v = *vm->resources_.vsock;
+    if (auto st = ValidateVsockConfig(v); !st.ok()) return st.error().Wrap("vsock_override");
+    struct stat existing {};
+    if (::lstat(v.uds_path.c_str(), &existing) == 0) {
+      return Error("vsock: uds_path " + v.uds_path +
+                   " already exists (another VM's socket?): remove it or give vsock_override.uds_path");
+    }
   }
   vm->cmdline_ = state.cmdline;
 

@@ -149,6 +149,12 @@ std::vector<uint8_t> EncodeMicroVmState(const MicroVmState& s) {
     PutLimiter(w, n.rx_rate_limiter);
     PutLimiter(w, n.tx_rate_limiter);
   }
+  w.Bool(s.vsock.has_value());
+  if (s.vsock) {
+    w.U32(s.vsock->guest_cid);
+    w.String(s.vsock->uds_path);
+    PutOptString(w, s.vsock->vsock_id);
+  }
 
   w.U32(kTagMemory);
   w.U64(s.memory_regions.size());
@@ -277,6 +283,15 @@ Result<MicroVmState> DecodeMicroVmState(std::span<const uint8_t> payload) {
     ASSIGN_OR_RETURN(n.tx_rate_limiter, GetLimiter(r));
     RETURN_IF_ERROR(ValidateResourceId(n.iface_id, "snapshot iface_id"));
     s.network_interfaces.push_back(std::move(n));
+  }
+  ASSIGN_OR_RETURN(bool has_vsock, r.Bool("vsock"));
+  if (has_vsock) {
+    VsockConfig v;
+    ASSIGN_OR_RETURN(v.guest_cid, r.U32("vsock guest_cid"));
+    ASSIGN_OR_RETURN(v.uds_path, r.String("vsock uds_path"));
+    ASSIGN_OR_RETURN(v.vsock_id, GetOptString(r, "vsock_id"));
+    if (auto st = ValidateVsockConfig(v); !st.ok()) return st.error().Wrap("snapshot vsock");
+    s.vsock = std::move(v);
   }
 
   RETURN_IF_ERROR(ExpectTag(r, kTagMemory, "memory layout"));
@@ -414,6 +429,10 @@ std::string DescribeMicroVmState(const MicroVmState& s) {
   }
   for (const auto& n : s.network_interfaces) {
     o << "network interface " << n.iface_id << ": tap " << n.host_dev_name << "\n";
+  }
+  if (s.vsock) {
+    o << "vsock " << s.vsock->vsock_id.value_or("vsock") << ": guest_cid " << s.vsock->guest_cid
+      << ", uds_path " << s.vsock->uds_path << "\n";
   }
   for (const auto& d : s.virtio) {
     o << "virtio " << d.id << ": type " << d.device_type << " at " << Hex(d.mmio_addr) << " IRQ "

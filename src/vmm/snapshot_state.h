@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -36,6 +37,7 @@ struct MicroVmState {
   std::string cmdline;
   std::vector<DriveConfig> drives;
   std::vector<NetworkInterfaceConfig> network_interfaces;
+  std::optional<VsockConfig> vsock;  // guest_cid, uds_path (overridable on load), vsock_id.
   // Guest RAM as laid out in the memory file (regions back to back in this order).
   std::vector<GuestRegionSpec> memory_regions;
   VmState vm;

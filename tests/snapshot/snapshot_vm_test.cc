@@ -3,10 +3,15 @@
 // from where it stopped without a reboot ("counter start" printed once).
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
+#include <optional>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -47,8 +52,10 @@ class SnapshotVmTest : public ::testing::Test {
   }
 
   std::unique_ptr<RunningVm> Boot(const std::string& console, uint64_t mem_mib = 128,
-                                  bool track_dirty = false) {
+                                  bool track_dirty = false,
+                                  std::optional<VsockConfig> vsock = std::nullopt) {
     VmResources r;
+    r.vsock = vsock;
     r.boot_source = BootSourceConfig{HEARTH_GUEST_COUNTER, std::nullopt, std::nullopt};
     r.machine.mem_size_mib = mem_mib;
     r.machine.track_dirty_pages = track_dirty;
@@ -235,6 +242,66 @@ TEST_F(SnapshotVmTest, BadStateAndMemoryFilesAreRefused) {
   LoadSnapshot uffd = Load(state, dir_.File("no-handler.sock"));
   uffd.backend_type = MemBackendType::kUffd;
   EXPECT_ERROR_CONTAINS(Restore(dir_.File("u.out"), uffd), "connect mem_backend (Uffd)");
+}
+
+// A VM with a vsock device: the snapshot keeps its configuration; the restore rebuilds the
+// device bound at vsock_override.uds_path (or the saved path, which must be free).
+TEST_F(SnapshotVmTest, VsockDeviceIsRebuiltAtTheOverridePath) {
+  const std::string state = dir_.File("vsock.snap"), mem = dir_.File("vsock.mem");
+  const std::string saved_path = dir_.File("v.sock"), override_path = dir_.File("clone.sock");
+  std::string before;
+  {
+    auto vm = Boot(dir_.File("boot.out"), 128, false, VsockConfig{3, saved_path, "vsock0"});
+    ASSERT_TRUE(vm && vm->WaitForCounts(5));
+    ASSERT_OK(vm->Pause());
+    before = vm->Console();
+    ASSERT_OK(vm->vm().SaveSnapshot({SnapshotType::kFull, state, mem}));
+    // The original VM still holds the saved path: restoring onto it is refused, clearly.
+    EXPECT_ERROR_CONTAINS(Restore(dir_.File("busy.out"), Load(state, mem)),
+                          "vsock: uds_path " + saved_path + " already exists");
+    vm->Stop();
+  }
+  std::ostringstream described, described_err;
+  EXPECT_EQ(DescribeSnapshot(state, described, described_err), 0) << described_err.str();
+  EXPECT_NE(described.str().find("vsock vsock0: guest_cid 3, uds_path " + saved_path), std::string::npos)
+      << described.str();
+
+  LoadSnapshot p = Load(state, mem);
+  p.vsock_uds_path = override_path;
+  auto restored = Restore(dir_.File("restored.out"), p);
+  ASSERT_OK(restored);
+  RunningVm& clone = **restored;
+  ASSERT_TRUE(clone.vm().resources().vsock.has_value());
+  EXPECT_EQ(clone.vm().resources().vsock->guest_cid, 3u);
+  EXPECT_EQ(clone.vm().resources().vsock->uds_path, override_path);
+  EXPECT_EQ(clone.vm().resources().vsock->vsock_id, std::optional<std::string>("vsock0"));
+  struct stat st {};
+  ASSERT_EQ(::stat(override_path.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  // A host program can connect to the restored device's listener.
+  Fd host(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, override_path.c_str(), sizeof(addr.sun_path) - 1);
+  EXPECT_EQ(::connect(host.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0)
+      << std::strerror(errno);
+  ASSERT_TRUE(clone.WaitForCounts(3));
+  ExpectContinues(before, clone.Console());
+
+  // The saved path is free again (the original VM is gone): a second clone takes it.
+  auto second = Restore(dir_.File("second.out"), Load(state, mem));
+  ASSERT_OK(second);
+  EXPECT_EQ((*second)->vm().resources().vsock->uds_path, saved_path);
+  ASSERT_EQ(::stat(saved_path.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+}
+
+TEST_F(SnapshotVmTest, VsockOverrideWithoutVsockDeviceIsRefused) {
+  const std::string state = dir_.File("vm.snap"), mem = dir_.File("vm.mem");
+  BootAndSnapshot(state, mem);
+  LoadSnapshot p = Load(state, mem);
+  p.vsock_uds_path = dir_.File("x.sock");
+  EXPECT_ERROR_CONTAINS(Restore(dir_.File("x.out"), p), "vsock_override: the snapshot has no vsock device");
 }
 
 // The Uffd backend: the example handler (a separate process) serves every page from the

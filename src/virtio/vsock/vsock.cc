@@ -181,6 +181,49 @@ VsockState Vsock::Save() const {
   return VsockState{options_.guest_cid, options_.uds_path, acked_features_};
 }
 
+namespace {
+constexpr uint8_t kVsockStateVersion = 1;
+constexpr size_t kVsockStateSize = 1 + 8 + 8 + 1;
+}  // namespace
+
+std::vector<uint8_t> Vsock::SaveState() const {
+  std::vector<uint8_t> out(kVsockStateSize);
+  out[0] = kVsockStateVersion;
+  const uint64_t cid = options_.guest_cid;
+  const uint64_t features = acked_features_;
+  std::memcpy(out.data() + 1, &cid, 8);  // Little-endian host (x86_64 only).
+  std::memcpy(out.data() + 9, &features, 8);
+  out[17] = event_pending_ ? 1 : 0;
+  return out;
+}
+
+Status Vsock::RestoreState(std::span<const uint8_t> state) {
+  if (state.size() != kVsockStateSize) {
+    return Error("vsock state: " + std::to_string(state.size()) + " bytes, expected " +
+                 std::to_string(kVsockStateSize));
+  }
+  if (state[0] != kVsockStateVersion) {
+    return Error("vsock state: version " + std::to_string(state[0]) + ", this Hearth reads " +
+                 std::to_string(kVsockStateVersion));
+  }
+  uint64_t cid, features;
+  std::memcpy(&cid, state.data() + 1, 8);
+  std::memcpy(&features, state.data() + 9, 8);
+  if (cid != options_.guest_cid) {
+    return Error("vsock state: guest_cid " + std::to_string(cid) + ", the device was rebuilt with " +
+                 std::to_string(options_.guest_cid));
+  }
+  if ((features & ~kFeatures) != 0) {
+    return Error("vsock state: acked features " + Hex(features) + " are not all offered (" +
+                 Hex(kFeatures) + ")");
+  }
+  if (state[17] > 1) return Error("vsock state: invalid event flag");
+  if (activated_) return Error("vsock state: the device is already active");
+  acked_features_ = features;
+  event_pending_ = state[17] == 1;
+  return Ok();
+}
+
 VsockMetrics Vsock::metrics() const {
   VsockMetrics m = m_;
   m.active_connections = connections_.size();
@@ -216,6 +259,8 @@ Status Vsock::Activate(VirtioActivation activation) {
   acked_features_ = activation.acked_features;
   needs_reset_ = false;
   activated_ = true;
+  // A TRANSPORT_RESET saved while the guest had no event buffer (restored device).
+  if (event_pending_) DeliverEvents();
   // Host clients that connected before the driver was ready.
   if (listener_pending_) OnListener();
   return Ok();

@@ -99,6 +99,13 @@ class Vsock : public VirtioDevice {
   void TransportReset();
 
   VsockState Save() const;
+  // Snapshot bytes (VirtioDevice): version, guest CID, acked features and whether a
+  // TRANSPORT_RESET event still waits for a guest event buffer. RestoreState checks the CID
+  // against the rebuilt device and the features against kFeatures; a pending event is
+  // delivered when the transport re-activates the device.
+  std::vector<uint8_t> SaveState() const override;
+  Status RestoreState(std::span<const uint8_t> state) override;
+  bool event_pending() const { return event_pending_; }
   // On the VMM thread (or under the transport's lock), like every other call here.
   VsockMetrics metrics() const;
   uint64_t guest_cid() const { return options_.guest_cid; }

@@ -507,6 +507,75 @@ TEST_F(VsockTest, TransportResetWaitsForAnEventBuffer) {
   EXPECT_TRUE(guest_->Events().empty());
 }
 
+// A snapshot taken while the guest had no event buffer keeps the TRANSPORT_RESET pending in the
+// device state; the restored device delivers it once re-activated, exactly once.
+TEST_F(VsockTest, PendingTransportResetSurvivesSaveStateRestoreState) {
+  auto v = Vsock::Create(VsockOptions{kCid, uds_});
+  ASSERT_TRUE(v.ok());
+  vsock_ = std::move(v).value();
+  guest_ = std::make_unique<VsockGuest>(*memory_, *vsock_);
+  guest_->initial_event_buffers = 0;
+  ASSERT_TRUE(guest_->Activate().ok());
+  auto [a, port] = HostConnect(52);
+  vsock_->TransportReset();
+  EXPECT_TRUE(vsock_->event_pending());
+  const std::vector<uint8_t> saved = vsock_->SaveState();
+  EXPECT_TRUE(Closed(a));
+  guest_.reset();
+  vsock_.reset();
+
+  // A fresh guest memory (the restored VM's) and a device rebuilt from the configuration.
+  auto memory = GuestMemory::Create({{0, 32 << 20}});
+  ASSERT_TRUE(memory.ok());
+  memory_.emplace(std::move(memory).value());
+  auto rebuilt = Vsock::Create(VsockOptions{kCid, uds_});
+  ASSERT_TRUE(rebuilt.ok()) << rebuilt.error().message();
+  vsock_ = std::move(rebuilt).value();
+  Status restored = vsock_->RestoreState(saved);
+  ASSERT_TRUE(restored.ok()) << restored.error().message();
+  EXPECT_TRUE(vsock_->event_pending());
+  guest_ = std::make_unique<VsockGuest>(*memory_, *vsock_);
+  ASSERT_TRUE(guest_->Activate().ok());
+  EXPECT_EQ(guest_->Events(), std::vector<uint32_t>{kVsockEventTransportReset});
+  EXPECT_FALSE(vsock_->event_pending());
+  guest_->PostEventBuffer();
+  EXPECT_TRUE(guest_->Events().empty());
+  // The device works: a host CONNECT reaches the guest as a REQUEST.
+  auto [b, port_b] = HostConnect(53);
+  EXPECT_NE(port_b, 0u);
+}
+
+std::string ErrorText(const Status& s) { return s.ok() ? "<ok>" : s.error().message(); }
+#define EXPECT_ERROR_CONTAINS(expr, fragment)                                        \
+  do {                                                                               \
+    const std::string text = ErrorText(expr);                                        \
+    EXPECT_NE(text.find(fragment), std::string::npos) << text << " lacks " << fragment; \
+  } while (0)
+
+TEST_F(VsockTest, RestoreStateRejectsBadBytes) {
+  auto v = Vsock::Create(VsockOptions{kCid, uds_});
+  ASSERT_TRUE(v.ok());
+  vsock_ = std::move(v).value();
+  const std::vector<uint8_t> good = vsock_->SaveState();
+  ASSERT_EQ(good.size(), 18u);
+  EXPECT_ERROR_CONTAINS(vsock_->RestoreState(std::vector<uint8_t>(good.begin(), good.end() - 1)),
+                        "vsock state: 17 bytes, expected 18");
+  EXPECT_ERROR_CONTAINS(vsock_->RestoreState(std::span<const uint8_t>()), "vsock state: 0 bytes");
+  auto bad = good;
+  bad[0] = 9;
+  EXPECT_ERROR_CONTAINS(vsock_->RestoreState(bad), "vsock state: version 9");
+  bad = good;
+  bad[1] = 77;  // guest_cid low byte
+  EXPECT_ERROR_CONTAINS(vsock_->RestoreState(bad), "guest_cid 77, the device was rebuilt with 3");
+  bad = good;
+  bad[9 + 5] = 0x01;  // acked feature bit 40
+  EXPECT_ERROR_CONTAINS(vsock_->RestoreState(bad), "acked features");
+  bad = good;
+  bad[17] = 2;
+  EXPECT_ERROR_CONTAINS(vsock_->RestoreState(bad), "invalid event flag");
+  EXPECT_TRUE(vsock_->RestoreState(good).ok());
+}
+
 TEST_F(VsockTest, UselessRxChainsAreReturnedEmpty) {
   auto v = Vsock::Create(VsockOptions{kCid, uds_});
   ASSERT_TRUE(v.ok());
