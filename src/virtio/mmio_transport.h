@@ -80,6 +80,11 @@ class MmioInterrupt : public VirtioInterrupt {
     needs_reset_.store(needs_reset, std::memory_order_release);
     config_generation_.store(config_generation, std::memory_order_release);
   }
+  // Fires the line again when a cause is pending: after a restore, an interrupt raised just
+  // before the snapshot may not be in the saved interrupt controller state.
+  void RefirePending() {
+    if (status() != 0 && irq_) irq_->Fire();
+  }
   void Clear() {
     status_.store(0, std::memory_order_release);
     needs_reset_.store(false, std::memory_order_release);
@@ -132,6 +137,10 @@ class MmioTransport : public BusDevice {
   // DRIVER_OK device is activated again with the restored queues. On error the transport is
   // left reset.
   Status Restore(const MmioTransportState& state);
+  // After the VM's interrupt controllers are restored: re-fires the line if the restored
+  // interrupt status has a cause pending (the guest handler reads the status; a duplicate is
+  // harmless, a lost edge would leave the device silent).
+  void RefirePendingInterrupt() { interrupt_->RefirePending(); }
 
  private:
   uint32_t ReadRegister(uint64_t offset);

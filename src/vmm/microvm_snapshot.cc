@@ -224,6 +224,9 @@ Result<std::unique_ptr<MicroVm>> MicroVm::RestoreFromSnapshot(const LoadSnapshot
     vm->vcpus_.push_back(std::make_unique<Vcpu>(std::move(kvm_vcpu), ctx));
   }
   milestone("vCPUs created and restored");
+  for (const auto& a : vm->virtio_->attached()) {
+    a.transport->With([](MmioTransport& t) { t.RefirePendingInterrupt(); });
+  }
   vm->start_paused_ = !params.resume_vm;
   LOG_INFO("restored " << params.snapshot_path << " in " << MonotonicMicros() - start << " us ("
                        << state.machine.vcpu_count << " vCPUs, " << state.machine.mem_size_mib

@@ -4,8 +4,13 @@
 // the restored queues, and the agent powers the guest off. No second boot ("Linux version"
 // once). One boot for the whole test: Linux takes 20-60 s to boot on kvm_pvm.
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstring>
 #include <filesystem>
 
 #include "running_vm.h"
@@ -19,6 +24,34 @@ using unit::TempDir;
 std::string GuestDir() {
   const char* env = std::getenv("HEARTH_GUEST_DIR");
   return env ? env : HEARTH_GUEST_DIR_DEFAULT;
+}
+
+// Connects to the vsock device's UNIX socket and sends `CONNECT <port>\n`.
+Fd HostConnect(const std::string& uds, uint32_t port) {
+  Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, uds.c_str(), sizeof(addr.sun_path) - 1);
+  EXPECT_EQ(::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0) << std::strerror(errno);
+  const std::string line = "CONNECT " + std::to_string(port) + "\n";
+  EXPECT_EQ(::send(fd.get(), line.data(), line.size(), MSG_NOSIGNAL), static_cast<ssize_t>(line.size()));
+  return fd;
+}
+
+// Reads until `want` bytes arrived, EOF or `timeout`; "<EOF>" appended on EOF, "<ERR>" on error.
+std::string ReadUpTo(const Fd& fd, size_t want, std::chrono::seconds timeout) {
+  std::string got;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (got.size() < want && std::chrono::steady_clock::now() < deadline) {
+    pollfd p{fd.get(), POLLIN, 0};
+    if (::poll(&p, 1, 100) <= 0) continue;
+    char buf[4096];
+    ssize_t n = ::recv(fd.get(), buf, std::min(sizeof(buf), want - got.size()), MSG_DONTWAIT);
+    if (n == 0) return got + "<EOF>";
+    if (n < 0) return errno == EAGAIN ? got : got + "<ERR>";
+    got.append(buf, static_cast<size_t>(n));
+  }
+  return got;
 }
 
 bool WaitForText(const RunningVm& vm, const std::string& text, std::chrono::seconds timeout) {
@@ -59,7 +92,7 @@ TEST_F(LinuxSnapshotTest, SleepEndsAndDiskWorksAfterRestore) {
   VmResources r;
   r.boot_source = BootSourceConfig{
       kernel,
-      "console=ttyS0 reboot=k panic=-1 hearth_agent.checks=netwait:15000,blk:vda "
+      "console=ttyS0 reboot=k panic=-1 hearth_agent.checks=vsock_echo:5000,netwait:20000,blk:vda "
       "hearth_agent.action=poweroff",
       initrd};
   r.machine.mem_size_mib = 256;
@@ -67,6 +100,8 @@ TEST_F(LinuxSnapshotTest, SleepEndsAndDiskWorksAfterRestore) {
   d.drive_id = "scratch";
   d.path_on_host = disk;
   r.drives.push_back(d);
+  const std::string uds = dir_.File("v.sock"), clone_uds = dir_.File("clone.sock");
+  r.vsock = VsockConfig{3, uds, std::nullopt};
 
   const std::string state = dir_.File("linux.snap"), mem = dir_.File("linux.mem");
   std::string before;
@@ -79,11 +114,17 @@ TEST_F(LinuxSnapshotTest, SleepEndsAndDiskWorksAfterRestore) {
     ASSERT_NE(vm, nullptr) << err.error.message();
     auto running = Start(std::move(vm), dir_.File("boot.out"), std::move(fd), std::move(stop));
     ASSERT_TRUE(WaitForText(*running, "hearth-agent: ready", 240s)) << running->Console();
-    std::this_thread::sleep_for(1s);  // Into the 15 s sleep.
+    std::this_thread::sleep_for(1s);  // Into the 20 s sleep.
+    // A connection open at snapshot time: the snapshot's TRANSPORT_RESET closes it.
+    Fd open_conn = HostConnect(uds, 5000);
+    const std::string ok = ReadUpTo(open_conn, 3, 60s);
+    ASSERT_EQ(ok, "OK ") << running->Console();
+    (void)ReadUpTo(open_conn, 64, 1s);  // The rest of "OK <port>\n".
     ASSERT_OK(running->Pause());
     before = running->Console();
     ASSERT_EQ(before.find("netwait ms="), std::string::npos) << "the sleep ended before the snapshot";
     ASSERT_OK(running->vm().SaveSnapshot({SnapshotType::kFull, state, mem}));
+    EXPECT_EQ(ReadUpTo(open_conn, 1, 5s), "<EOF>") << "the connection outlived the snapshot";
     running->Stop();
   }
   Fd fd;
@@ -93,13 +134,32 @@ TEST_F(LinuxSnapshotTest, SleepEndsAndDiskWorksAfterRestore) {
   p.snapshot_path = state;
   p.backend_path = mem;
   p.resume_vm = true;
+  p.vsock_uds_path = clone_uds;
   auto vm = MicroVm::RestoreFromSnapshot(p, o);
   ASSERT_OK(vm);
   auto restored = Start(std::move(vm).value(), dir_.File("restored.out"), std::move(fd), std::move(stop));
+  {
+    // The guest's listener survived the snapshot: a new connection through the override path
+    // is accepted and echoes.
+    Fd echo = HostConnect(clone_uds, 5000);
+    std::string ok = ReadUpTo(echo, 3, 60s);
+    EXPECT_EQ(ok, "OK ") << restored->Console();
+    std::string line = ok;
+    while (!line.empty() && line.back() != '\n' && line.find("<") == std::string::npos) {
+      std::string more = ReadUpTo(echo, 1, 5s);
+      if (more.empty()) break;
+      line += more;
+    }
+    ASSERT_EQ(::send(echo.get(), "ping", 4, MSG_NOSIGNAL), 4);
+    EXPECT_EQ(ReadUpTo(echo, 4, 60s), "ping") << restored->Console();
+    // No listener on 5001: the guest resets the request; the host socket closes without OK.
+    Fd refused = HostConnect(clone_uds, 5001);
+    EXPECT_EQ(ReadUpTo(refused, 3, 60s), "<EOF>");
+  }
   ASSERT_TRUE(restored->WaitForExit(300s)) << restored->Console();
   const std::string after = restored->Console();
   EXPECT_TRUE(restored->PoweredOff()) << restored->OutcomeText() << "\n" << after;
-  EXPECT_NE(after.find("hearth-agent: netwait ms=15000"), std::string::npos) << after;
+  EXPECT_NE(after.find("hearth-agent: netwait ms=20000"), std::string::npos) << after;
   EXPECT_NE(after.find("hearth-agent: blk vda write=ok read=ok"), std::string::npos) << after;
   EXPECT_NE(after.find("hearth-agent: action poweroff"), std::string::npos) << after;
   EXPECT_EQ(after.find("Linux version"), std::string::npos) << "the guest rebooted:\n" << after;

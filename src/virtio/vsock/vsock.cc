@@ -183,7 +183,7 @@ VsockState Vsock::Save() const {
 
 namespace {
 constexpr uint8_t kVsockStateVersion = 1;
-constexpr size_t kVsockStateSize = 1 + 8 + 8 + 1;
+constexpr size_t kVsockStateSize = 1 + 8 + 8 + 1 + 4;
 }  // namespace
 
 std::vector<uint8_t> Vsock::SaveState() const {
@@ -194,6 +194,11 @@ std::vector<uint8_t> Vsock::SaveState() const {
   std::memcpy(out.data() + 1, &cid, 8);  // Little-endian host (x86_64 only).
   std::memcpy(out.data() + 9, &features, 8);
   out[17] = event_pending_ ? 1 : 0;
+  // The next port for host-initiated connections: a restored device must not reuse the port
+  // of a connection the guest may still hold (until it handles the TRANSPORT_RESET), or the
+  // guest would answer the new REQUEST with a RST.
+  const uint32_t next_port = next_local_port_;
+  std::memcpy(out.data() + 18, &next_port, 4);
   return out;
 }
 
@@ -218,9 +223,16 @@ Status Vsock::RestoreState(std::span<const uint8_t> state) {
                  Hex(kFeatures) + ")");
   }
   if (state[17] > 1) return Error("vsock state: invalid event flag");
+  uint32_t next_port;
+  std::memcpy(&next_port, state.data() + 18, 4);
+  if (next_port < (1u << 30)) {
+    return Error("vsock state: next host port " + std::to_string(next_port) + " is below " +
+                 std::to_string(1u << 30));
+  }
   if (activated_) return Error("vsock state: the device is already active");
   acked_features_ = features;
   event_pending_ = state[17] == 1;
+  next_local_port_ = next_port;
   return Ok();
 }
 

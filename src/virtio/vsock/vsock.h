@@ -99,8 +99,8 @@ class Vsock : public VirtioDevice {
   void TransportReset();
 
   VsockState Save() const;
-  // Snapshot bytes (VirtioDevice): version, guest CID, acked features and whether a
-  // TRANSPORT_RESET event still waits for a guest event buffer. RestoreState checks the CID
+  // Snapshot bytes (VirtioDevice): version, guest CID, acked features, whether a
+  // TRANSPORT_RESET event still waits for a guest event buffer, and the next host port. RestoreState checks the CID
   // against the rebuilt device and the features against kFeatures; a pending event is
   // delivered when the transport re-activates the device.
   std::vector<uint8_t> SaveState() const override;

@@ -540,9 +540,11 @@ TEST_F(VsockTest, PendingTransportResetSurvivesSaveStateRestoreState) {
   EXPECT_FALSE(vsock_->event_pending());
   guest_->PostEventBuffer();
   EXPECT_TRUE(guest_->Events().empty());
-  // The device works: a host CONNECT reaches the guest as a REQUEST.
+  // The device works: a host CONNECT reaches the guest as a REQUEST, from a port the guest
+  // never saw before the snapshot.
   auto [b, port_b] = HostConnect(53);
   EXPECT_NE(port_b, 0u);
+  EXPECT_NE(port_b, port);
 }
 
 std::string ErrorText(const Status& s) { return s.ok() ? "<ok>" : s.error().message(); }
@@ -557,9 +559,9 @@ TEST_F(VsockTest, RestoreStateRejectsBadBytes) {
   ASSERT_TRUE(v.ok());
   vsock_ = std::move(v).value();
   const std::vector<uint8_t> good = vsock_->SaveState();
-  ASSERT_EQ(good.size(), 18u);
+  ASSERT_EQ(good.size(), 22u);
   EXPECT_ERROR_CONTAINS(vsock_->RestoreState(std::vector<uint8_t>(good.begin(), good.end() - 1)),
-                        "vsock state: 17 bytes, expected 18");
+                        "vsock state: 21 bytes, expected 22");
   EXPECT_ERROR_CONTAINS(vsock_->RestoreState(std::span<const uint8_t>()), "vsock state: 0 bytes");
   auto bad = good;
   bad[0] = 9;
@@ -573,6 +575,9 @@ TEST_F(VsockTest, RestoreStateRejectsBadBytes) {
   bad = good;
   bad[17] = 2;
   EXPECT_ERROR_CONTAINS(vsock_->RestoreState(bad), "invalid event flag");
+  bad = good;
+  bad[21] = 0;  // next host port below 1 << 30
+  EXPECT_ERROR_CONTAINS(vsock_->RestoreState(bad), "next host port");
   EXPECT_TRUE(vsock_->RestoreState(good).ok());
 }
 
