@@ -193,7 +193,9 @@ std::vector<uint8_t> Vsock::SaveState() const {
   const uint64_t features = acked_features_;
   std::memcpy(out.data() + 1, &cid, 8);  // Little-endian host (x86_64 only).
   std::memcpy(out.data() + 9, &features, 8);
-  out[17] = event_pending_ ? 1 : 0;
+  // 0: no reset in flight, 1: TRANSPORT_RESET waits for an event buffer, 2: delivered, the
+  // guest has not refilled its event queue yet.
+  out[17] = event_pending_ ? 1 : reset_unacked_ ? 2 : 0;
   // The next port for host-initiated connections: a restored device must not reuse the port
   // of a connection the guest may still hold (until it handles the TRANSPORT_RESET), or the
   // guest would answer the new REQUEST with a RST.
@@ -222,7 +224,7 @@ Status Vsock::RestoreState(std::span<const uint8_t> state) {
     return Error("vsock state: acked features " + Hex(features) + " are not all offered (" +
                  Hex(kFeatures) + ")");
   }
-  if (state[17] > 1) return Error("vsock state: invalid event flag");
+  if (state[17] > 2) return Error("vsock state: invalid event flag");
   uint32_t next_port;
   std::memcpy(&next_port, state.data() + 18, 4);
   if (next_port < (1u << 30)) {
@@ -232,6 +234,7 @@ Status Vsock::RestoreState(std::span<const uint8_t> state) {
   if (activated_) return Error("vsock state: the device is already active");
   acked_features_ = features;
   event_pending_ = state[17] == 1;
+  reset_unacked_ = state[17] == 2;
   next_local_port_ = next_port;
   return Ok();
 }
@@ -287,6 +290,7 @@ void Vsock::Reset() {
   interrupt_.reset();
   acked_features_ = 0;
   event_pending_ = false;
+  reset_unacked_ = false;
 }
 
 std::vector<VirtioDevice::EventSource> Vsock::event_sources() const {
@@ -311,6 +315,13 @@ void Vsock::ProcessQueue(uint16_t index) {
       ProcessRx();
       break;
     case kVsockEventQueue:
+      if (reset_unacked_ && !event_pending_) {
+        // The guest refilled its event queue after taking the TRANSPORT_RESET (Linux does so
+        // in its event work, after resetting its connected sockets): host connections can be
+        // offered again without being caught by that reset.
+        reset_unacked_ = false;
+        if (listener_pending_) OnListener();
+      }
       DeliverEvents();
       break;
     default:
@@ -349,8 +360,9 @@ void Vsock::PollHost() {
 }
 
 void Vsock::OnListener() {
-  if (!activated_) {
-    // Nobody to connect to yet: leave clients in the backlog until the driver is ready.
+  if (!activated_ || event_pending_ || reset_unacked_) {
+    // Nobody to connect to yet (no driver, or a TRANSPORT_RESET the guest has not handled,
+    // which would also reset the new connection): leave clients in the backlog.
     listener_pending_ = true;
     return;
   }
@@ -953,6 +965,9 @@ void Vsock::DeliverEvents() {
     }
     ReturnChain(queue, pop.chain->head, sizeof(id));
     event_pending_ = false;
+    reset_unacked_ = true;
+    // The guest's refill of the event queue is its acknowledgement: ask for that kick.
+    (void)queue.EnableNotification(*memory_);
     SignalUsed(queue);
     return;
   }

@@ -94,7 +94,8 @@ class Vsock : public VirtioDevice {
 
   // Drops every connection (their host sockets close) and tells the guest with
   // VIRTIO_VSOCK_EVENT_TRANSPORT_RESET on the event queue (delivered as soon as the guest has
-  // an event buffer). Guest listeners survive. Call on the VMM thread before a snapshot is
+  // an event buffer). Guest listeners survive. New host connections wait in the backlog until
+  // the guest has taken the event (it kicks the event queue after refilling it). Call on the VMM thread before a snapshot is
   // taken, and after a restored device is activated.
   void TransportReset();
 
@@ -201,6 +202,9 @@ class Vsock : public VirtioDevice {
   std::deque<Key> data_queue_;
   std::optional<DescriptorChain> rx_held_;  // Popped, nothing to put in it yet.
   bool event_pending_ = false;
+  // A TRANSPORT_RESET was delivered and the guest has not kicked its event queue since:
+  // host-initiated connections wait in the backlog until it has.
+  bool reset_unacked_ = false;
 
   std::vector<iovec> iov_;
   std::vector<uint8_t> tx_scratch_;

@@ -165,6 +165,8 @@ std::vector<uint32_t> VsockGuest::Events() {
     out.push_back(*memory_.ReadObj<uint32_t>(ev_bufs_[e.id]));
     ev_->PublishHead(static_cast<uint16_t>(e.id));
   }
+  // Refill and kick, as Linux's event work does after handling the events.
+  if (!out.empty()) device_.ProcessQueue(kVsockEventQueue);
   return out;
 }
 

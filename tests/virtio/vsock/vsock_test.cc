@@ -489,6 +489,24 @@ TEST_F(VsockTest, TransportResetDropsConnectionsAndTellsTheGuest) {
   EXPECT_NE(port_c, 0u);
 }
 
+// A host CONNECT right after a TRANSPORT_RESET waits until the guest has taken the event
+// (refilled and kicked its event queue): offered earlier, the guest's reset handling would
+// reset the new connection too.
+TEST_F(VsockTest, HostConnectWaitsUntilTheGuestTookTheReset) {
+  MakeDevice();
+  vsock_->TransportReset();
+  Fd host = ConnectUnix(uds_);
+  WriteStr(host, "CONNECT 52\n");
+  EXPECT_TRUE(PumpUntilPacket(300).empty()) << "the request was offered before the guest took the reset";
+  EXPECT_EQ(vsock_->SaveState()[17], 2);
+  EXPECT_EQ(guest_->Events(), std::vector<uint32_t>{kVsockEventTransportReset});  // Refills, kicks.
+  auto pkts = PumpUntilPacket();
+  ASSERT_EQ(pkts.size(), 1u);
+  EXPECT_EQ(pkts[0].header.op, kVsockOpRequest);
+  EXPECT_EQ(pkts[0].header.dst_port, 52u);
+  EXPECT_EQ(vsock_->SaveState()[17], 0);
+}
+
 TEST_F(VsockTest, TransportResetWaitsForAnEventBuffer) {
   auto v = Vsock::Create(VsockOptions{kCid, uds_});
   ASSERT_TRUE(v.ok());
@@ -573,7 +591,7 @@ TEST_F(VsockTest, RestoreStateRejectsBadBytes) {
   bad[9 + 5] = 0x01;  // acked feature bit 40
   EXPECT_ERROR_CONTAINS(vsock_->RestoreState(bad), "acked features");
   bad = good;
-  bad[17] = 2;
+  bad[17] = 3;
   EXPECT_ERROR_CONTAINS(vsock_->RestoreState(bad), "invalid event flag");
   bad = good;
   bad[21] = 0;  // next host port below 1 << 30
