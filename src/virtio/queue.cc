@@ -189,6 +189,19 @@ bool Queue::EnableNotification(GuestMemory& memory) {
   return !pending.ok() || *pending > 0;
 }
 
+void Queue::NotifyOnNextAvail(GuestMemory& memory) {
+  if (!state_.event_idx) {
+    (void)EnableNotification(memory);
+    return;
+  }
+  // avail_event = the driver's current avail idx: its next addition crosses it and kicks,
+  // even while buffers the device has not popped are still available.
+  auto idx = ReadAvailIdx(memory);
+  if (!idx.ok()) return;
+  (void)memory.WriteObj(state_.used_ring + kRingHeader + 8ull * state_.size, *idx);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+}
+
 void Queue::DisableNotification(GuestMemory& memory) {
   if (state_.event_idx) return;  // avail_event is simply not advanced.
   auto flags = memory.ReadObj<uint16_t>(state_.used_ring);

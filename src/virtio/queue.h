@@ -126,6 +126,9 @@ class Queue {
   // true when buffers arrived meanwhile, so the caller processes again instead of sleeping.
   bool EnableNotification(GuestMemory& memory);
   void DisableNotification(GuestMemory& memory);
+  // Asks for a kick on the driver's next new buffer, even with unpopped buffers available
+  // (EnableNotification asks only once the device has caught up).
+  void NotifyOnNextAvail(GuestMemory& memory);
   // Number of chains the driver has made available and the device not yet popped.
   Result<uint16_t> AvailableCount(const GuestMemory& memory) const;
 

@@ -967,7 +967,7 @@ void Vsock::DeliverEvents() {
     event_pending_ = false;
     reset_unacked_ = true;
     // The guest's refill of the event queue is its acknowledgement: ask for that kick.
-    (void)queue.EnableNotification(*memory_);
+    queue.NotifyOnNextAvail(*memory_);
     SignalUsed(queue);
     return;
   }
