@@ -51,9 +51,10 @@ inline GuestMemory& FreshGuestMemory() {
 }
 
 inline uint64_t ConsumeAddr(FuzzedDataProvider& in) {
-  switch (in.ConsumeIntegralInRange<int>(0, 7)) {
+  switch (in.ConsumeIntegralInRange<int>(0, 8)) {
     case 0: return in.ConsumeIntegral<uint64_t>();
     case 1: return kMemoryEnd - in.ConsumeIntegralInRange<uint64_t>(0, 64);
+    case 2: return in.ConsumeIntegralInRange<uint64_t>(0, 64);  // Where unset ring registers point.
     default: return in.ConsumeIntegralInRange<uint64_t>(0, kMemoryEnd + 64);
   }
 }

@@ -58,6 +58,53 @@ constexpr uint64_t kRegisters[] = {
 
 constexpr uint64_t kRingBase[2] = {0x1000, 0x4000};
 
+void WriteRegister(MmioTransport& transport, uint64_t offset, uint32_t value) {
+  transport.Write(offset, std::span(reinterpret_cast<const uint8_t*>(&value), 4));
+}
+
+uint32_t ReadRegister(MmioTransport& transport, uint64_t offset) {
+  uint32_t value = 0;
+  transport.Read(offset, std::span(reinterpret_cast<uint8_t*>(&value), 4));
+  return value;
+}
+
+// A whole driver initialisation (reset, ACKNOWLEDGE, DRIVER, a subset of the offered features,
+// FEATURES_OK, some queues set up and made ready, DRIVER_OK), so that the fuzzer spends its
+// time on activated devices as well as on the state machine's corners.
+void Initialise(MmioTransport& transport, FuzzedDataProvider& in, FuzzRing (&rings)[2]) {
+  WriteRegister(transport, mmio::kStatus, 0);
+  WriteRegister(transport, mmio::kStatus, kStatusAcknowledge);
+  WriteRegister(transport, mmio::kStatus, kStatusAcknowledge | kStatusDriver);
+  for (uint32_t sel = 0; sel < 2; ++sel) {
+    WriteRegister(transport, mmio::kDeviceFeaturesSel, sel);
+    uint32_t offered = ReadRegister(transport, mmio::kDeviceFeatures);
+    WriteRegister(transport, mmio::kDriverFeaturesSel, sel);
+    WriteRegister(transport, mmio::kDriverFeatures, offered & in.ConsumeIntegral<uint32_t>());
+  }
+  WriteRegister(transport, mmio::kStatus, kStatusAcknowledge | kStatusDriver | kStatusFeaturesOk);
+  for (uint32_t q = 0; q < 2; ++q) {
+    const int setup = in.ConsumeIntegralInRange<int>(0, 2);  // none, addresses only, ready
+    if (setup == 0) continue;
+    WriteRegister(transport, mmio::kQueueSel, q);
+    WriteRegister(transport, mmio::kQueueNum, rings[q].size());
+    WriteRegister(transport, mmio::kQueueDescLow, static_cast<uint32_t>(rings[q].desc()));
+    WriteRegister(transport, mmio::kQueueDriverLow, static_cast<uint32_t>(rings[q].avail()));
+    WriteRegister(transport, mmio::kQueueDeviceLow, static_cast<uint32_t>(rings[q].used()));
+    if (setup == 2) WriteRegister(transport, mmio::kQueueReady, 1);
+  }
+  WriteRegister(transport, mmio::kStatus,
+                kStatusAcknowledge | kStatusDriver | kStatusFeaturesOk | kStatusDriverOk);
+}
+
+// A queue the driver has not made ready belongs to no one: the device must not touch it.
+void CheckUnreadyQueuesUntouched(MmioTransport& transport) {
+  for (const Queue& q : transport.queues()) {
+    if (!q.ready() && (q.state().next_avail != 0 || q.state().next_used != 0)) {
+      Die("the device used a queue the driver did not make ready");
+    }
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
@@ -89,9 +136,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FuzzRing rings[2] = {FuzzRing(*memory, kRingBase[0], 64), FuzzRing(*memory, kRingBase[1], 64)};
 
   while (in.remaining_bytes() > 0) {
-    const int op = in.ConsumeIntegralInRange<int>(0, 9);
+    const int op = in.ConsumeIntegralInRange<int>(0, 11);
     if (op <= 2) {
       rings[in.ConsumeBool()].Step(in);
+      continue;
+    }
+    if (op == 10) {
+      Initialise(*transport, in, rings);
+      CheckUnreadyQueuesUntouched(*transport);
+      continue;
+    }
+    if (op == 11) {  // A kick, as from the queue's ioeventfd.
+      transport->Notify(in.ConsumeIntegralInRange<uint32_t>(0, 2));
+      CheckUnreadyQueuesUntouched(*transport);
       continue;
     }
     uint64_t offset = in.ConsumeBool() ? in.PickValueInArray(kRegisters)
@@ -127,6 +184,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     std::memcpy(buf, &value, sizeof(value));
     transport->Write(offset, std::span<const uint8_t>(buf, width));
+    CheckUnreadyQueuesUntouched(*transport);
   }
   transport.reset();
   return 0;
