@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <sys/epoll.h>
 
+#include <cerrno>
 #include <memory>
 
 #include "fuzz/guest_ring.h"
@@ -31,7 +32,7 @@ void WaitIdle(Block& block) {
     auto sources = block.event_sources();
     if (sources.empty()) Die("requests in flight with no completion fd");
     pollfd p{sources[0].fd, POLLIN, 0};
-    if (::poll(&p, 1, 1000) < 0) Die("poll");
+    if (::poll(&p, 1, 1000) < 0 && errno != EINTR) Die("poll");  // libFuzzer's timer interrupts.
     block.OnEvent(sources[0].fd, EPOLLIN);
   }
   if (block.in_flight() > 0) Die("io_uring requests never completed");
