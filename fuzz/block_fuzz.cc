@@ -11,6 +11,7 @@
 
 #include "fuzz/guest_ring.h"
 #include "fuzz/memfd_file.h"
+#include "fuzz/rate_limit_input.h"
 #include "virtio/block/block.h"
 
 using namespace hearth;
@@ -56,7 +57,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   options.read_only = in.ConsumeBool();
   options.cache = in.ConsumeBool() ? BlockOptions::kWriteback : BlockOptions::kUnsafe;
   options.engine = in.ConsumeIntegralInRange<int>(0, 3) == 3 ? BlockOptions::kAsync : BlockOptions::kSync;
-  auto device = Block::Create(options);
+  options.rate_limiter = ConsumeRateLimiter(in);
+  auto timer_owner = std::make_unique<hearth::testing::FakeTimer>();
+  hearth::testing::FakeTimer* timer = timer_owner.get();
+  auto device = Block::Create(options, std::move(timer_owner));
   if (!device.ok()) Die("Block::Create");
   Block& block = **device;
 
@@ -77,7 +81,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   activate();
 
   while (in.remaining_bytes() > 0) {
-    switch (in.ConsumeIntegralInRange<int>(0, 9)) {
+    switch (in.ConsumeIntegralInRange<int>(0, 10)) {
       case 0:
       case 1:
       case 2:
@@ -112,6 +116,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         }
         break;
       }
+      case 10:  // Time passes; the limiter's timer fires if it was armed.
+        timer->Advance(ConsumeDelayNs(in));
+        if (timer->readable()) block.OnEvent(timer->fd(), EPOLLIN);
+        break;
       case 9:  // Driver reset and re-activation (drops in-flight requests).
         block.Reset();
         queues[0].Reset();

@@ -127,7 +127,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!block.ok()) Die("Block::Create");
     device = std::move(block).value();
   } else {
-    auto net = Net::Create(NetOptions{"eth0", "sink0", std::nullopt}, std::make_unique<SinkBackend>());
+    NetOptions options;
+    options.iface_id = "eth0";
+    options.host_dev_name = "sink0";
+    auto net = Net::Create(options, std::make_unique<SinkBackend>());
     if (!net.ok()) Die("Net::Create");
     device = std::move(net).value();
   }

@@ -12,6 +12,7 @@
 #include <memory>
 
 #include "fuzz/guest_ring.h"
+#include "fuzz/rate_limit_input.h"
 #include "virtio/net/net.h"
 
 using namespace hearth;
@@ -92,8 +93,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FuzzedDataProvider in(data, size);
   auto backend_owner = std::make_unique<MemoryBackend>(in);
   MemoryBackend* backend = backend_owner.get();
-  auto created = Net::Create(NetOptions{"eth0", "fuzz0", MacAddress{2, 0, 0, 0, 0, 1}},
-                             std::move(backend_owner));
+  NetOptions options{"eth0", "fuzz0", MacAddress{2, 0, 0, 0, 0, 1}, ConsumeRateLimiter(in),
+                     ConsumeRateLimiter(in)};
+  auto rx_timer_owner = std::make_unique<hearth::testing::FakeTimer>();
+  auto tx_timer_owner = std::make_unique<hearth::testing::FakeTimer>();
+  hearth::testing::FakeTimer* timers[2] = {rx_timer_owner.get(), tx_timer_owner.get()};
+  auto created = Net::Create(options, std::move(backend_owner), std::move(rx_timer_owner),
+                             std::move(tx_timer_owner));
   if (!created.ok()) Die("Net::Create");
   Net& net = **created;
 
@@ -122,7 +128,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   activate();
 
   while (in.remaining_bytes() > 0) {
-    switch (in.ConsumeIntegralInRange<int>(0, 11)) {
+    switch (in.ConsumeIntegralInRange<int>(0, 12)) {
       case 0:
       case 1:
       case 2:
@@ -159,6 +165,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         } else {
           auto bytes = in.ConsumeBytes<uint8_t>(len);
           net.WriteConfig(offset, bytes);
+        }
+        break;
+      }
+      case 12: {  // Time passes; a limiter's timer fires if it was armed.
+        const uint64_t delay = ConsumeDelayNs(in);
+        for (auto* timer : timers) {
+          timer->Advance(delay);
+          if (timer->readable()) net.OnEvent(timer->fd(), EPOLLIN);
         }
         break;
       }
