@@ -13,6 +13,7 @@ if command -v ninja >/dev/null && [[ ! -f "${build_dir}/CMakeCache.txt" ]]; then
   generator=(-G Ninja)
 fi
 CC=clang CXX=clang++ cmake -S "${repo}" -B "${build_dir}" "${generator[@]}" "${launcher[@]}" \
-  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHEARTH_FUZZ=ON >/dev/null
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHEARTH_FUZZ=ON -DHEARTH_BUILD_TESTS=OFF -DHEARTH_BUILD_BENCHMARKS=OFF \
+  >/dev/null
 cmake --build "${build_dir}" -j"$(nproc)" --target hearth_fuzz_all >&2
 echo "${build_dir}"

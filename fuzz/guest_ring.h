@@ -90,6 +90,31 @@ class FuzzRing {
     queue.set_ready(true);
   }
 
+  // Writes a well-formed chain over `buffers` into the next descriptors and publishes it, as a
+  // well-behaved driver would (targets whose devices check contents need such chains often).
+  struct Buffer {
+    uint64_t addr;
+    uint32_t len;
+    bool device_writes;
+  };
+  void PublishChain(const std::vector<Buffer>& buffers) {
+    if (buffers.empty()) return;
+    const uint16_t head = next_desc_;
+    for (size_t i = 0; i < buffers.size(); ++i) {
+      const uint16_t index = static_cast<uint16_t>((head + i) % size_);
+      const bool more = i + 1 < buffers.size();
+      VirtqDesc d{buffers[i].addr, buffers[i].len,
+                  static_cast<uint16_t>((buffers[i].device_writes ? kVirtqDescWrite : 0) |
+                                        (more ? kVirtqDescNext : 0)),
+                  static_cast<uint16_t>((index + 1) % size_)};
+      (void)memory_.WriteObj(desc_ + 16ull * index, d);
+    }
+    next_desc_ = static_cast<uint16_t>((head + buffers.size()) % size_);
+    (void)memory_.WriteObj<uint16_t>(avail_ + 4 + 2ull * (avail_idx_ % size_), head);
+    ++avail_idx_;
+    (void)memory_.WriteObj<uint16_t>(avail_ + 2, avail_idx_);
+  }
+
   // Applies one driver action decoded from the input. Writes may fail (addresses outside
   // guest memory): a driver can try, nothing happens.
   void Step(FuzzedDataProvider& in) {
@@ -149,6 +174,7 @@ class FuzzRing {
   uint16_t size_;
   uint64_t desc_, avail_, used_;
   uint16_t avail_idx_ = 0;
+  uint16_t next_desc_ = 0;
 };
 
 // Checks what the queue promises about every chain it hands a device.
