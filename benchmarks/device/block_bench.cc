@@ -82,14 +82,15 @@ void BM_Block(benchmark::State& state, const DeviceBenchEnv* env, BlockOptions::
   int event_fd = -1;
   if (engine == BlockOptions::kAsync) {
     auto sources = device->event_sources();
-    if (sources.size() != 1) {
-      state.SkipWithError("expected one event source");
+    // The rate limiter's timer, then io_uring's completion eventfd.
+    if (sources.size() != 2) {
+      state.SkipWithError("expected two event sources");
       return;
     }
-    event_fd = sources[0].fd;
+    event_fd = sources[1].fd;
     epfd = ::epoll_create1(EPOLL_CLOEXEC);
     epoll_event ev{};
-    ev.events = sources[0].events;
+    ev.events = sources[1].events;
     ev.data.fd = event_fd;
     if (epfd < 0 || ::epoll_ctl(epfd, EPOLL_CTL_ADD, event_fd, &ev) != 0) {
       state.SkipWithError("epoll setup failed");

@@ -83,13 +83,16 @@ struct Drive {
   bool read_only = false;
   std::string cache = "Unsafe";
   std::string engine = "Sync";
+  std::string rate_limiter = "";  // JSON object, or empty for none.
 
   std::string Json() const {
     return "{\"drive_id\": \"" + id + "\", \"path_on_host\": \"" + path +
            "\", \"is_root_device\": " + (root ? "true" : "false") +
            ", \"is_read_only\": " + (read_only ? "true" : "false") +
            ", \"cache_type\": \"" + cache + "\", \"io_engine\": \"" + engine +
-           "\"}";
+           "\"" +
+           (rate_limiter.empty() ? "" : ", \"rate_limiter\": " + rate_limiter) +
+           "}";
   }
 };
 
@@ -163,6 +166,51 @@ TEST_P(VirtioBlkGuest, WritesReadsBackAndFlushes) {
   EXPECT_TRUE(after == expected)
       << "the image differs outside or inside sector 8..15";
 }
+
+// ---- virtio_blk with a rate limiter ---------------------------------------
+
+// The guest writes 4 KiB (OUT) and reads it back (IN), then GET_ID and FLUSH,
+// one request at a time, each waited for up to 5 s. A 4 KiB bandwidth bucket
+// refilled over 600 ms lets the OUT through and makes the IN wait for the
+// refill, so the run takes at least 0.6 s; every request is still answered:
+// the limiter's timerfd resumed the queue from the VMM's event loop.
+class VirtioBlkGuestRateLimit : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(VirtioBlkGuestRateLimit, BandwidthLimitHoldsAndThrottledRequestsComplete) {
+  TempDir dir;
+  Drive disk{"disk0", dir.Write("disk0.img", NumberedImage(kImageBytes))};
+  disk.engine = GetParam();
+  disk.rate_limiter = R"({"bandwidth": {"size": 4096, "refill_time": 600}})";
+  ProcessResult r = RunGuest(dir, HEARTH_GUEST_VIRTIO_BLK, {disk});
+  ASSERT_TRUE(r.ExitedWith(0)) << r.Describe();
+  EXPECT_EQ(LineStartingWith(r, "virtio-blk: IN"),
+            "virtio-blk: IN answered=yes status=0 used_len=4097 isr=0x1");
+  EXPECT_THAT(r.out,
+              HasSubstr("virtio-blk: capacity=128 id=disk0 roundtrip=ok\n"));
+  EXPECT_GE(r.seconds, 0.6) << "8 KiB through a 4 KiB per 600 ms limit";
+  EXPECT_LT(r.seconds, kMaxGuestSeconds);
+}
+
+// An ops bucket of one request per 400 ms: OUT at once, then IN, GET_ID and
+// FLUSH each wait for a refill, at least 1.2 s in all.
+TEST_P(VirtioBlkGuestRateLimit, OpsLimitHoldsAndThrottledRequestsComplete) {
+  TempDir dir;
+  Drive disk{"disk0", dir.Write("disk0.img", NumberedImage(kImageBytes))};
+  disk.engine = GetParam();
+  disk.rate_limiter =
+      R"({"ops": {"size": 1, "refill_time": 400}, "bandwidth": {"size": 1048576, "refill_time": 1000}})";
+  ProcessResult r = RunGuest(dir, HEARTH_GUEST_VIRTIO_BLK, {disk});
+  ASSERT_TRUE(r.ExitedWith(0)) << r.Describe();
+  EXPECT_EQ(LineStartingWith(r, "virtio-blk: FLUSH"),
+            "virtio-blk: FLUSH answered=yes status=0 used_len=1 isr=0x1");
+  EXPECT_THAT(r.out,
+              HasSubstr("virtio-blk: capacity=128 id=disk0 roundtrip=ok\n"));
+  EXPECT_GE(r.seconds, 1.2) << "4 requests through a 1 per 400 ms limit";
+  EXPECT_LT(r.seconds, kMaxGuestSeconds);
+}
+
+INSTANTIATE_TEST_SUITE_P(Engines, VirtioBlkGuestRateLimit,
+                         ::testing::Values("Sync", "Async"));
 
 INSTANTIATE_TEST_SUITE_P(
     EnginesAndCaches, VirtioBlkGuest,

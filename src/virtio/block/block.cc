@@ -187,9 +187,10 @@ bool Block::Admit(const BlockRequest& request) {
   // A malformed request is answered at once and moves no data.
   if (request.status != VIRTIO_BLK_S_OK) return true;
   const bool data = request.type == VIRTIO_BLK_T_IN || request.type == VIRTIO_BLK_T_OUT;
-  if (limiter_.Consume(data ? request.length : 0, 1)) return true;
-  ++metrics_.rate_limiter_throttled_events;
-  return false;
+  const bool admitted = limiter_.Consume(data ? request.length : 0, 1);
+  // Refused, or let through oversized and now blocking what follows: the queue stops.
+  if (!admitted || limiter_.blocked()) ++metrics_.rate_limiter_throttled_events;
+  return admitted;
 }
 
 Status Block::UpdateRateLimiter(const std::optional<RateLimiterConfig>& config) {

@@ -66,7 +66,9 @@ struct BlockMetrics {
   uint64_t unsupported_requests = 0;  // Answered VIRTIO_BLK_S_UNSUPP.
   uint64_t chain_errors = 0;          // Chains the queue refused to walk.
   uint64_t interrupts = 0;            // Used-buffer interrupts raised.
-  uint64_t rate_limiter_throttled_events = 0;  // Times the rate limiter stopped the queue.
+  // Times the rate limiter stopped the queue: a request it refused, or an oversized one it let
+  // through that holds back what follows.
+  uint64_t rate_limiter_throttled_events = 0;
 };
 
 // What a snapshot saves of the device (the queues are the transport's). No fds, no pointers.

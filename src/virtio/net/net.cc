@@ -333,9 +333,9 @@ done:
 
 bool Net::AdmitTx(const DescriptorChain& chain) {
   if (!tx_limiter_.limited() || !IsTxFrame(chain)) return true;
-  if (tx_limiter_.Consume(chain.readable_bytes, 1)) return true;
-  tx_throttled_.Add();
-  return false;
+  const bool admitted = tx_limiter_.Consume(chain.readable_bytes, 1);
+  if (!admitted || tx_limiter_.blocked()) tx_throttled_.Add();  // The queue stops.
+  return admitted;
 }
 
 Net::TxOutcome Net::SendChain(const DescriptorChain& chain) {
@@ -493,9 +493,9 @@ void Net::CompleteRxFrame(uint64_t len) {
 
 bool Net::AdmitRx(uint64_t len) {
   if (!rx_limiter_.limited() && !rx_limiter_.blocked()) return true;
-  if (rx_limiter_.Consume(len, 1)) return true;
-  rx_throttled_.Add();
-  return false;
+  const bool admitted = rx_limiter_.Consume(len, 1);
+  if (!admitted || rx_limiter_.blocked()) rx_throttled_.Add();  // RX stops.
+  return admitted;
 }
 
 void Net::ProcessRx() {

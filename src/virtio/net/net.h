@@ -113,7 +113,9 @@ struct NetMetrics {
   uint64_t tx_errors = 0;         // Backend write errors (the frame is lost).
   uint64_t tx_would_block = 0;    // Times TX waited for the backend (EAGAIN).
   uint64_t malformed_chains = 0;  // Chains Queue::Pop refused, on either queue.
-  uint64_t rx_rate_limiter_throttled_events = 0;  // Times a rate limiter stopped RX.
+  // Times a rate limiter stopped RX (a frame refused, or an oversized one let through that
+  // holds back what follows).
+  uint64_t rx_rate_limiter_throttled_events = 0;
   uint64_t tx_rate_limiter_throttled_events = 0;  // ... stopped TX.
   uint64_t rate_limiter_throttled_events = 0;     // Both directions.
 };

@@ -72,9 +72,18 @@ bool RateLimiter::OnTimer() {
 void RateLimiter::Update(const std::optional<RateLimiterConfig>& update) {
   if (!update) return;
   const uint64_t now = timer_->NowNs();
-  if (update->bandwidth) bandwidth_ = TokenBucket::Create(*update->bandwidth, now);
-  if (update->ops) ops_ = TokenBucket::Create(*update->ops, now);
-  if (blocked_ && (update->bandwidth || update->ops)) {
+  // A bucket configured as it already is stays as it is (its budget is not refilled), so
+  // sending the current settings again changes nothing.
+  auto replace = [now](std::optional<TokenBucket>& bucket, const TokenBucketConfig& config) {
+    if (bucket && bucket->config() == config) return false;
+    if (!bucket && (config.size == 0 || config.refill_time_ms == 0)) return false;
+    bucket = TokenBucket::Create(config, now);
+    return true;
+  };
+  bool changed = false;
+  if (update->bandwidth) changed |= replace(bandwidth_, *update->bandwidth);
+  if (update->ops) changed |= replace(ops_, *update->ops);
+  if (blocked_ && changed) {
     if (auto s = timer_->ArmAfter(1); s.ok()) {
       blocked_until_ns_ = now;
     } else {

@@ -62,8 +62,10 @@ class RateLimiter {
 
   // PATCH semantics (Firecracker's BucketUpdate): nothing changes without a config or for an
   // absent bucket; a bucket with size 0 or refill_time 0 stops limiting; any other bucket
-  // replaces the old one, starting full. A blocked limiter re-checks at once (its timer fires
-  // now), so a lifted limit resumes the queue without waiting out the old one.
+  // replaces the old one, starting full, unless it is configured exactly as the old one (then
+  // the old one, with its budget, stays). A blocked limiter whose buckets changed re-checks at
+  // once (its timer fires now), so a lifted limit resumes the queue without waiting out the old
+  // one.
   void Update(const std::optional<RateLimiterConfig>& update);
   // The buckets in force (absent = unlimited), with their configured one_time_burst.
   RateLimiterConfig config() const;

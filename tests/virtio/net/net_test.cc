@@ -11,6 +11,7 @@
 #include <optional>
 #include <vector>
 
+#include "tests/virtio_support/fake_timer.h"
 #include "tests/virtio_support/virtio_driver.h"
 #include "virtio/net/socket_backend.h"
 
@@ -55,14 +56,22 @@ class NetTest : public ::testing::Test {
  protected:
   void SetUp() override { MakeDevice(kMac, kAllOffloads); }
 
-  void MakeDevice(std::optional<MacAddress> mac, unsigned offloads) {
+  // The rate limiters (unlimited unless given) run on fake clocks (rx_timer_, tx_timer_).
+  void MakeDevice(std::optional<MacAddress> mac, unsigned offloads,
+                  std::optional<RateLimiterConfig> rx_limit = std::nullopt,
+                  std::optional<RateLimiterConfig> tx_limit = std::nullopt) {
     int sv[2];
     ASSERT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
     peer_ = Fd(sv[1]);
     auto backend = SocketBackend::Create(Fd(sv[0]), offloads, "sp0");
     ASSERT_TRUE(backend.ok()) << backend.error().message();
     backend_ = backend->get();
-    auto net = Net::Create(NetOptions{"eth0", "tap0", mac, {}, {}}, std::move(backend).value());
+    auto rx_timer = std::make_unique<testing::FakeTimer>();
+    auto tx_timer = std::make_unique<testing::FakeTimer>();
+    rx_timer_ = rx_timer.get();
+    tx_timer_ = tx_timer.get();
+    auto net = Net::Create(NetOptions{"eth0", "tap0", mac, rx_limit, tx_limit},
+                           std::move(backend).value(), std::move(rx_timer), std::move(tx_timer));
     ASSERT_TRUE(net.ok()) << net.error().message();
     net_ = std::move(net).value();
   }
@@ -112,6 +121,12 @@ class NetTest : public ::testing::Test {
   }
 
   void BackendReadable() { net_->OnEvent(backend_->fd(), EPOLLIN); }
+  // The event loop's part when a limiter's timer expires.
+  void FireTimer(testing::FakeTimer* timer) {
+    timer->AdvanceToDeadline();
+    ASSERT_TRUE(timer->readable());
+    net_->OnEvent(timer->fd(), EPOLLIN);
+  }
 
   Fd peer_;
   SocketBackend* backend_ = nullptr;
@@ -120,6 +135,8 @@ class NetTest : public ::testing::Test {
   std::unique_ptr<VirtioDriver> rx_, tx_;
   std::vector<Queue> queues_;
   std::shared_ptr<CountingInterrupt> interrupt_;
+  testing::FakeTimer* rx_timer_ = nullptr;
+  testing::FakeTimer* tx_timer_ = nullptr;
 };
 
 constexpr uint64_t kBasic = kVirtioFRingIndirectDesc;
@@ -186,11 +203,15 @@ TEST_F(NetTest, ActivateTellsTheBackendWhatTheGuestAcked) {
   EXPECT_EQ(backend_->offloads(), 0u);
 }
 
-TEST_F(NetTest, EventSourceIsTheBackendEdgeTriggered) {
+TEST_F(NetTest, EventSourcesAreTheBackendEdgeTriggeredAndTheLimiterTimers) {
   auto sources = net_->event_sources();
-  ASSERT_EQ(sources.size(), 1u);
+  ASSERT_EQ(sources.size(), 3u);
   EXPECT_EQ(sources[0].fd, backend_->fd());
   EXPECT_EQ(sources[0].events, static_cast<uint32_t>(EPOLLIN | EPOLLOUT | EPOLLET));
+  EXPECT_EQ(sources[1].fd, net_->rx_rate_limiter().timer_fd());
+  EXPECT_EQ(sources[2].fd, net_->tx_rate_limiter().timer_fd());
+  EXPECT_EQ(sources[1].events, static_cast<uint32_t>(EPOLLIN));
+  EXPECT_EQ(sources[2].events, static_cast<uint32_t>(EPOLLIN));
 }
 
 TEST(NetCreate, RejectsBadOptions) {
@@ -704,6 +725,218 @@ TEST_F(NetTest, RestoreRejectsFeaturesTheBackendNoLongerOffers) {
           "net state: network interface eth0: acked features 0x100000082 are not all offered"),
       std::string::npos)
       << restored.error().message();
+}
+
+// ---- Rate limiters ---------------------------------------------------------------------------
+
+RateLimiterConfig Bytes(uint64_t size, uint64_t refill_ms) {
+  RateLimiterConfig c;
+  c.bandwidth = TokenBucketConfig{size, 0, refill_ms};
+  return c;
+}
+RateLimiterConfig Frames(uint64_t size, uint64_t refill_ms) {
+  RateLimiterConfig c;
+  c.ops = TokenBucketConfig{size, 0, refill_ms};
+  return c;
+}
+constexpr uint64_t kMs = 1'000'000;
+
+TEST_F(NetTest, TxThrottledFrameStaysOnTheRingUntilTheTimer) {
+  MakeDevice(kMac, kAllOffloads, std::nullopt, Bytes(200, 100));  // Two 100-byte frames.
+  Activate(kBasic);
+  std::vector<std::vector<uint8_t>> frames;
+  for (uint8_t i = 0; i < 3; ++i) {
+    frames.push_back(MakeFrame(100 - kVirtioNetHdrSize, i));
+    tx_->AddChain({{tx_->AllocWith(frames[i]), 100}});
+  }
+  net_->ProcessQueue(kNetTxQueue);
+  EXPECT_EQ(*PeerReceive(), frames[0]);
+  EXPECT_EQ(*PeerReceive(), frames[1]);
+  EXPECT_FALSE(PeerReceive());
+  EXPECT_EQ(tx_->used_idx(), 2);
+  EXPECT_EQ(queues_[kNetTxQueue].state().next_avail, 2);  // Back on the ring.
+  auto m = net_->metrics();
+  EXPECT_EQ(m.tx_rate_limiter_throttled_events, 1u);
+  EXPECT_EQ(m.rate_limiter_throttled_events, 1u);
+  EXPECT_EQ(m.rx_rate_limiter_throttled_events, 0u);
+  EXPECT_EQ(tx_timer_->last_delay(), 50 * kMs);
+
+  // Kicks and writability meanwhile change nothing.
+  net_->ProcessQueue(kNetTxQueue);
+  net_->OnEvent(backend_->fd(), EPOLLOUT);
+  EXPECT_FALSE(PeerReceive());
+  EXPECT_EQ(net_->metrics().tx_rate_limiter_throttled_events, 1u);
+  // The RX timer is not the TX one.
+  net_->OnEvent(rx_timer_->fd(), EPOLLIN);
+  EXPECT_FALSE(PeerReceive());
+
+  FireTimer(tx_timer_);
+  EXPECT_EQ(*PeerReceive(), frames[2]);
+  EXPECT_EQ(tx_->used_idx(), 3);
+  EXPECT_EQ(net_->metrics().tx_frames, 3u);
+  EXPECT_EQ(interrupt_->count, 2);
+}
+
+TEST_F(NetTest, TxChainsThatAreNotFramesCostNothing) {
+  MakeDevice(kMac, kAllOffloads, std::nullopt, Frames(1, 1000));
+  Activate(kBasic);
+  tx_->AddChain({{tx_->Alloc(8), 8}});  // Shorter than the header: dropped, free.
+  const auto good = MakeFrame(50, 1);
+  tx_->AddChain({{tx_->AllocWith(good), static_cast<uint32_t>(good.size())}});
+  const auto later = MakeFrame(50, 2);
+  tx_->AddChain({{tx_->AllocWith(later), static_cast<uint32_t>(later.size())}});
+  net_->ProcessQueue(kNetTxQueue);
+  EXPECT_EQ(*PeerReceive(), good);
+  EXPECT_FALSE(PeerReceive());
+  EXPECT_EQ(net_->metrics().tx_dropped, 1u);
+  EXPECT_EQ(tx_timer_->last_delay(), 1000 * kMs);
+  FireTimer(tx_timer_);
+  EXPECT_EQ(*PeerReceive(), later);
+}
+
+TEST_F(NetTest, RxThrottledFrameWaitsInTheGuestBuffersAndTheRestInTheBackend) {
+  MakeDevice(kMac, kAllOffloads, Frames(1, 1000), std::nullopt);
+  Activate(kBasic);
+  std::vector<uint64_t> a, b, c;
+  PostRx({1600}, &a);
+  PostRx({1600}, &b);
+  PostRx({1600}, &c);
+  const auto f1 = MakeFrame(64, 1), f2 = MakeFrame(80, 2), f3 = MakeFrame(96, 3);
+  PeerSend(f1);
+  PeerSend(f2);
+  PeerSend(f3);
+  BackendReadable();
+  ASSERT_EQ(rx_->used_idx(), 1);
+  EXPECT_EQ(rx_->used_elem(0).len, f1.size());
+  auto m = net_->metrics();
+  EXPECT_EQ(m.rx_frames, 1u);
+  EXPECT_EQ(m.rx_rate_limiter_throttled_events, 1u);
+  EXPECT_EQ(m.rx_dropped, 0u);
+  // More edges while throttled: nothing moves, nothing is lost.
+  BackendReadable();
+  net_->ProcessQueue(kNetRxQueue);
+  EXPECT_EQ(rx_->used_idx(), 1);
+  EXPECT_EQ(net_->metrics().rx_rate_limiter_throttled_events, 1u);
+
+  FireTimer(rx_timer_);
+  ASSERT_EQ(rx_->used_idx(), 2);
+  EXPECT_EQ(rx_->used_elem(1).len, f2.size());
+  EXPECT_TRUE(std::equal(f2.begin() + 12, f2.end(), rx_->ReadBytes(b[0], f2.size()).begin() + 12));
+  FireTimer(rx_timer_);
+  ASSERT_EQ(rx_->used_idx(), 3);
+  EXPECT_TRUE(std::equal(f3.begin() + 12, f3.end(), rx_->ReadBytes(c[0], f3.size()).begin() + 12));
+  m = net_->metrics();
+  EXPECT_EQ(m.rx_frames, 3u);
+  EXPECT_EQ(m.rx_dropped, 0u);
+  EXPECT_EQ(m.rx_rate_limiter_throttled_events, 2u);  // f2, then f3.
+}
+
+TEST_F(NetTest, RxBounceBufferedFrameWaitsForTheLimiter) {
+  // Mergeable with less posted than a maximal frame: frames go through the bounce buffer.
+  MakeDevice(kMac, kAllOffloads, Bytes(100, 100), std::nullopt);
+  Activate(kMergeable);
+  std::vector<uint64_t> a, b;
+  PostRx({100}, &a);
+  PostRx({100}, &b);
+  const auto f1 = MakeFrame(60, 1), f2 = MakeFrame(60, 2);  // 72 bytes each.
+  PeerSend(f1);
+  PeerSend(f2);
+  BackendReadable();
+  ASSERT_EQ(rx_->used_idx(), 1);
+  EXPECT_EQ(rx_->used_elem(0).len, 72u);
+  EXPECT_EQ(net_->metrics().rx_rate_limiter_throttled_events, 1u);
+  EXPECT_EQ(rx_timer_->last_delay(), 44 * kMs);  // 28 bytes left of 100; 44 more at 1/ms.
+  FireTimer(rx_timer_);
+  ASSERT_EQ(rx_->used_idx(), 2);
+  EXPECT_EQ(rx_->used_elem(1).len, 72u);
+  EXPECT_TRUE(std::equal(f2.begin() + 12, f2.end(), rx_->ReadBytes(b[0], 72).begin() + 12));
+  EXPECT_EQ(net_->metrics().rx_frames, 2u);
+}
+
+TEST_F(NetTest, ResetDropsAFrameHeldByTheLimiter) {
+  MakeDevice(kMac, kAllOffloads, Frames(1, 1000), std::nullopt);
+  Activate(kBasic);
+  PostRx({1600});
+  PostRx({1600});
+  PeerSend(MakeFrame(64, 1));
+  PeerSend(MakeFrame(64, 2));
+  BackendReadable();
+  ASSERT_EQ(rx_->used_idx(), 1);
+  net_->Reset();
+  EXPECT_EQ(net_->metrics().rx_dropped, 1u);
+  FireTimer(rx_timer_);  // After reset: ignored.
+  EXPECT_EQ(rx_->used_idx(), 1);
+}
+
+TEST_F(NetTest, UpdateRateLimitersResumesBothDirections) {
+  MakeDevice(kMac, kAllOffloads, Frames(1, 60'000), Frames(1, 60'000));
+  Activate(kBasic);
+  PostRx({1600});
+  PostRx({1600});
+  PeerSend(MakeFrame(64, 1));
+  PeerSend(MakeFrame(64, 2));
+  BackendReadable();
+  for (uint8_t i = 0; i < 2; ++i) {
+    const auto f = MakeFrame(40, i);
+    tx_->AddChain({{tx_->AllocWith(f), static_cast<uint32_t>(f.size())}});
+  }
+  net_->ProcessQueue(kNetTxQueue);
+  ASSERT_EQ(rx_->used_idx(), 1);
+  ASSERT_EQ(tx_->used_idx(), 1);
+  ASSERT_TRUE(PeerReceive());
+
+  // No change for an absent direction.
+  ASSERT_TRUE(net_->UpdateRateLimiters(std::nullopt, std::nullopt).ok());
+  EXPECT_EQ(net_->rx_rate_limiter().config(), Frames(1, 60'000));
+  RateLimiterConfig lifted;
+  lifted.ops = TokenBucketConfig{};
+  ASSERT_TRUE(net_->UpdateRateLimiters(lifted, Frames(100, 1000)).ok());
+  EXPECT_FALSE(net_->rx_rate_limiter().limited());
+  EXPECT_EQ(net_->tx_rate_limiter().config(), Frames(100, 1000));
+  FireTimer(rx_timer_);  // At once, not in a minute.
+  FireTimer(tx_timer_);
+  EXPECT_EQ(rx_timer_->last_delay(), 1u);
+  EXPECT_EQ(rx_->used_idx(), 2);
+  EXPECT_EQ(tx_->used_idx(), 2);
+  EXPECT_TRUE(PeerReceive());
+}
+
+TEST_F(NetTest, SaveAndRestoreKeepTheRateLimiters) {
+  MakeDevice(kMac, kAllOffloads, Bytes(1000, 100), Frames(1, 1000));
+  Activate(kBasic);
+  const auto f = MakeFrame(40, 1);
+  tx_->AddChain({{tx_->AllocWith(f), static_cast<uint32_t>(f.size())}});
+  tx_->AddChain({{tx_->AllocWith(f), static_cast<uint32_t>(f.size())}});
+  net_->ProcessQueue(kNetTxQueue);
+  NetState state = net_->Save();
+  ASSERT_TRUE(state.rx_rate_limiter.bandwidth.has_value());
+  EXPECT_EQ(state.rx_rate_limiter.bandwidth->size, 1000u);
+  EXPECT_EQ(state.rx_rate_limiter.blocked_ns, 0u);
+  ASSERT_TRUE(state.tx_rate_limiter.ops.has_value());
+  EXPECT_EQ(state.tx_rate_limiter.ops->budget, 0u);
+  EXPECT_EQ(state.tx_rate_limiter.blocked_ns, 1000 * kMs);
+
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
+  Fd other(sv[1]);
+  auto restored = Net::Restore(state, SocketBackend::Create(Fd(sv[0]), kAllOffloads).value());
+  ASSERT_TRUE(restored.ok()) << restored.error().message();
+  EXPECT_EQ((*restored)->rx_rate_limiter().config(), Bytes(1000, 100));
+  EXPECT_EQ((*restored)->tx_rate_limiter().config(), Frames(1, 1000));
+  EXPECT_TRUE((*restored)->tx_rate_limiter().blocked());
+  // (The restored device runs on the real clock: compare what does not move with time.)
+  EXPECT_EQ((*restored)->Save().tx_rate_limiter.ops->budget, 0u);
+  EXPECT_GT((*restored)->Save().tx_rate_limiter.blocked_ns, 900 * kMs);
+
+  // A hostile state is refused with the field named.
+  state.tx_rate_limiter.ops->budget = 2;
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
+  Fd other2(sv[1]);
+  auto bad = Net::Restore(state, SocketBackend::Create(Fd(sv[0]), kAllOffloads).value());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().message(),
+            "net state: network interface eth0 TX: rate limiter ops: token bucket state: budget 2 "
+            "is larger than the bucket size 1");
 }
 
 }  // namespace

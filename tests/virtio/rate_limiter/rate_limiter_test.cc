@@ -177,6 +177,10 @@ TEST(RateLimiter, UpdateKeepsAbsentBucketsAndReplacesPresentOnes) {
   EXPECT_EQ(rl.config(), config);
   EXPECT_EQ(rl.bandwidth()->budget(), 400u);
 
+  rl.Update(config);  // The same settings again: budgets are not refilled.
+  EXPECT_EQ(rl.bandwidth()->budget(), 400u);
+  EXPECT_EQ(rl.ops()->budget(), 9u);
+
   RateLimiterConfig bigger;
   bigger.bandwidth = TokenBucketConfig{5000, 0, 500};
   rl.Update(bigger);  // Replaced, starting full; ops untouched.
