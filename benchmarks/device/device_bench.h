@@ -54,5 +54,6 @@ inline uint64_t AllocAligned(testing::VirtioDriver& driver, uint64_t bytes, uint
 void RegisterBlockBenchmarks(const DeviceBenchEnv& env);
 void RegisterNetBenchmarks(const DeviceBenchEnv& env);
 void RegisterQueueBenchmarks(const DeviceBenchEnv& env);
+void RegisterVsockBenchmarks(const DeviceBenchEnv& env);
 
 }  // namespace hearth::bench

@@ -1,4 +1,4 @@
-// hearth_device_bench: host-side virtio device benchmarks (block, net, queue) on plain memory,
+// hearth_device_bench: host-side virtio device benchmarks (block, net, queue, vsock) on plain memory,
 // no KVM. See benchmarks/README.md ("Device benchmarks") and run-device-bench.sh, which also
 // runs fio on the same image as the peer.
 //
@@ -123,6 +123,7 @@ int main(int argc, char** argv) {
   hearth::bench::RegisterBlockBenchmarks(env);
   hearth::bench::RegisterNetBenchmarks(env);
   hearth::bench::RegisterQueueBenchmarks(env);
+  hearth::bench::RegisterVsockBenchmarks(env);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

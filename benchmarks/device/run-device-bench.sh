@@ -16,7 +16,7 @@
 #     --fio-extra "..."   extra fio options (default "--iomem_align=4096": page-aligned buffers
 #                         like the guest's; fio's default malloc buffer is not page-aligned,
 #                         which halves its 1 MiB page-cache copy rate on this host)
-#     --sections "..."    any of: block net queue (default all three)
+#     --sections "..."    any of: block net queue vsock (default all four)
 #     --out-dir DIR       JSON and log (default <build-dir>/device-bench)
 set -euo pipefail
 
@@ -30,7 +30,7 @@ min_time=0.2
 fio_runtime=5
 fio_reps=3
 fio_extra="--iomem_align=4096"
-sections="block net queue"
+sections="block net queue vsock"
 out_dir=""
 
 while (($#)); do
@@ -136,6 +136,11 @@ if has queue; then
   echo "== queue: hearth_device_bench"
   "${bin}" --benchmark_filter='^Queue/' "${gb_flags[@]}" --benchmark_out="${out_dir}/queue.json"
 fi
+if has vsock; then
+  echo
+  echo "== vsock: hearth_device_bench"
+  "${bin}" --benchmark_filter='^Vsock/' "${gb_flags[@]}" --benchmark_out="${out_dir}/vsock.json"
+fi
 echo
 echo "load after: $(uptime)"
 
@@ -238,5 +243,22 @@ if queue:
         s = stat([b["time_per_chain"] * 1e9 if b else None for b in rs])
         label = name.replace("Queue/PopAddUsed/", "")
         print(f"{label:<16}{'FAILED' if s is None else f'{s[0]:.1f} ns [{s[1]:.1f}..{s[2]:.1f}]'}")
+vsock = runs(os.path.join(out, "vsock.json"))
+if vsock:
+    print("\nvsock (through the UNIX-socket backend; floor = the same bytes over a bare socketpair)")
+    floor_bps = stat([b["bytes_per_second"] if b else None for b in vsock.get("Vsock/floor/64KiB/real_time", [])])
+    for name in ("Vsock/HostToGuest/64KiB/rxbuf:4KiB", "Vsock/HostToGuest/64KiB/rxbuf:64KiB",
+                 "Vsock/GuestToHost/64KiB", "Vsock/floor/64KiB"):
+        s = stat([b["bytes_per_second"] if b else None for b in vsock.get(name + "/real_time", [])])
+        ratio = f"{s[0]/floor_bps[0]:.2f}" if s and floor_bps and "floor" not in name else "-"
+        gib = f"{s[0]/2**30:.2f} GiB/s" if s else "FAILED"
+        print(f"{name.replace('Vsock/', ''):<32}{fmt(s, 'B/s'):<30}{gib:<14}device/floor {ratio}")
+    for name in ("Vsock/RoundTrip/1B", "Vsock/floor/RoundTrip/1B"):
+        rs = vsock.get(name + "/real_time", [])
+        p50 = stat([b["p50_us"] if b else None for b in rs])
+        p99 = stat([b["p99_us"] if b else None for b in rs])
+        if p50 and p99:
+            print(f"{name.replace('Vsock/', ''):<32}p50 {p50[0]:.2f} us [{p50[1]:.2f}..{p50[2]:.2f}]  p99 {p99[0]:.2f} us [{p99[1]:.2f}..{p99[2]:.2f}]")
+    print("targets: >= 1 GiB/s with 64 KiB writes, 1-byte round trip p50 < 20 us")
 print(f"\nlog and JSON: {out}")
 EOF

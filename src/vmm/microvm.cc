@@ -14,6 +14,7 @@
 #include "devices/guest_signals.h"
 #include "virtio/block/block.h"
 #include "virtio/net/net.h"
+#include "virtio/vsock/vsock.h"
 #include "vmm/console.h"
 
 namespace hearth {
@@ -175,7 +176,19 @@ Status MicroVm::BuildVirtioDevices(const VmResources& resources, Cmdline& cmdlin
     param += root.is_read_only ? " ro" : " rw";
     if (auto s = cmdline.Append(param); !s.ok()) return s.error().Wrap("boot-source.boot_args");
   }
-  if (resources.vsock) return Error("vsock: the vsock device is not wired into the VM yet");
+  if (resources.vsock) {
+    VsockOptions options;
+    options.guest_cid = resources.vsock->guest_cid;
+    options.uds_path = resources.vsock->uds_path;
+    *stage = BuildStage::kConfiguration;
+    auto vsock = Vsock::Create(options);
+    if (!vsock.ok()) return vsock.error();
+    *stage = BuildStage::kHost;
+    const std::string id = resources.vsock->vsock_id.value_or("vsock");
+    if (auto s = virtio_->Attach(id, std::move(vsock).value(), *vm_, mmio_, cmdline); !s.ok()) {
+      return s.error().Wrap("vsock");
+    }
+  }
   for (size_t i = 0; i < resources.drives.size(); ++i) {
     const DriveConfig& drive = resources.drives[i];
     const std::string where = "drives[" + std::to_string(i) + "] (" + drive.drive_id + ")";

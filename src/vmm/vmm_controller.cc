@@ -144,6 +144,7 @@ ApiResponse VmmController::Do(const PatchDrive& patch) {
     }
     if (patch.rate_limiter) {
       RETURN_IF_ERROR(block->UpdateRateLimiter(patch.rate_limiter));
+      drive->rate_limiter = block->rate_limiter().config();
     }
     return Ok();
   });
@@ -154,7 +155,6 @@ ApiResponse VmmController::Do(const PatchDrive& patch) {
   }
   if (!updated.ok()) return ApiResponse::Fault(updated.error().message());
   if (patch.path_on_host) drive->path_on_host = *patch.path_on_host;
-  if (patch.rate_limiter) drive->rate_limiter = patch.rate_limiter;
   return ApiResponse::NoContent();
 }
 
@@ -179,8 +179,11 @@ ApiResponse VmmController::Do(const PatchNetworkInterface& patch) {
   Status updated = attached->transport->With([&](MmioTransport& t) -> Status {
     auto* net = dynamic_cast<Net*>(&t.device());
     if (net == nullptr) return Error("'" + patch.iface_id + "' is not a network interface");
-    return net->UpdateRateLimiters(patch.rx_rate_limiter ? patch.rx_rate_limiter : iface->rx_rate_limiter,
-                                   patch.tx_rate_limiter ? patch.tx_rate_limiter : iface->tx_rate_limiter);
+    RETURN_IF_ERROR(net->UpdateRateLimiters(patch.rx_rate_limiter, patch.tx_rate_limiter));
+    // A PATCH changes only the buckets it names: keep what is now in force.
+    iface->rx_rate_limiter = net->rx_rate_limiter().config();
+    iface->tx_rate_limiter = net->tx_rate_limiter().config();
+    return Ok();
   });
   // An update may replace a device's event sources (a new backing file, a new engine): watch
   // what the device has now.
@@ -188,8 +191,6 @@ ApiResponse VmmController::Do(const PatchNetworkInterface& patch) {
     if (auto s = vm_->devices().Watch(loop_); !s.ok()) return ApiResponse::Fault(s.error().message());
   }
   if (!updated.ok()) return ApiResponse::Fault(updated.error().message());
-  if (patch.rx_rate_limiter) iface->rx_rate_limiter = patch.rx_rate_limiter;
-  if (patch.tx_rate_limiter) iface->tx_rate_limiter = patch.tx_rate_limiter;
   return ApiResponse::NoContent();
 }
 

@@ -317,6 +317,14 @@ TEST(Api, PatchDrivesAndInterfacesAfterStart) {
   EXPECT_EQ(config["network-interfaces"][0]["rx_rate_limiter"]["ops"]["size"], 10);
   // The TX limit given at PUT stays.
   EXPECT_EQ(config["network-interfaces"][0]["tx_rate_limiter"]["bandwidth"]["size"], 1000000);
+  // A PATCH naming one bucket keeps the other.
+  EXPECT_STATUS(vmm.Call("PATCH", "/network-interfaces/eth0",
+                         R"({"iface_id":"eth0","tx_rate_limiter":{"ops":{"size":7,"refill_time":10}}})"),
+                204);
+  config = json::parse(vmm.Call("GET", "/vm/config").body);
+  EXPECT_EQ(config["network-interfaces"][0]["tx_rate_limiter"]["bandwidth"]["size"], 1000000) << config.dump();
+  EXPECT_EQ(config["network-interfaces"][0]["tx_rate_limiter"]["ops"]["size"], 7) << config.dump();
+  EXPECT_EQ(config["network-interfaces"][0]["rx_rate_limiter"]["ops"]["size"], 10) << config.dump();
   EXPECT_STATUS(vmm.Call("PUT", "/actions", R"({"action_type":"FlushMetrics"})"), 204);
   std::ifstream in(metrics);
   std::string line;

@@ -16,7 +16,8 @@
  *    (a check is <name> or <name>:<argument>), each printing one
  *    "hearth-agent: <name> key=value ..." line: cpus, mem, blk:<disk>,
  *    blkro:<disk>, rootfs[:<disk>], cost, mtu:<dev>:<mtu>, netwait:<ms>,
- *    net:<ip>:<port>[:<bytes>[:<s>]];
+ *    net:<ip>:<port>[:<bytes>[:<s>]], vsock_echo:<port>,
+ *    vsock_connect:<port>:<tx_bytes>:<rx_bytes>, vsock_hold:<port>[:<s>];
  *  - then performs hearth_agent.action=none|poweroff|reboot|panic.
  *
  * All output uses KERN_EMERG so it reaches the console even with `quiet`
@@ -59,6 +60,9 @@
 #include <linux/stat.h>
 #include <linux/string.h>
 #include <linux/uio.h>
+#include <linux/kthread.h>
+#include <linux/atomic.h>
+#include <linux/vm_sockets.h>
 #include <net/net_namespace.h>
 #include <net/checksum.h>
 #include <net/sock.h>
@@ -81,7 +85,7 @@
 static char *checks = "";
 module_param(checks, charp, 0444);
 MODULE_PARM_DESC(checks,
-		 "Comma-separated checks: cpus,mem,blk:<disk>,blkro:<disk>,rootfs[:<disk>],cost,mtu:<dev>:<mtu>,netwait:<ms>,net:<ip>:<port>[:<bytes>[:<s>]]");
+		 "Comma-separated checks: cpus,mem,blk:<disk>,blkro:<disk>,rootfs[:<disk>],cost,mtu:<dev>:<mtu>,netwait:<ms>,net:<ip>:<port>[:<bytes>[:<s>]],vsock_echo:<port>,vsock_connect:<port>:<tx>:<rx>,vsock_hold:<port>[:<s>]");
 
 static char *action = "none";
 module_param(action, charp, 0444);
@@ -787,6 +791,312 @@ out:
 	return err;
 }
 
+/* ---- vsock ----------------------------------------------------------------
+ * AF_VSOCK stream sockets through the kernel's virtio-vsock driver and the
+ * VMM's device; the host side is the VMM's UNIX socket (tests/linux).
+ *
+ * vsock_echo:<port> starts a background listener (a kthread, so it keeps
+ * serving while later checks run) that echoes every byte of every
+ * connection, one kthread per connection. vsock_hold:<port>[:<s>] waits
+ * for the host to connect to <port> and close, then prints the echo
+ * server's counters: the host's signal that it is done. These run until
+ * power-off, after the init sections would be freed, so they are not __init.
+ */
+#define VSOCK_CHUNK SZ_64K
+#define VSOCK_IO_TIMEOUT_S 120
+#define VSOCK_CONNECT_TIMEOUT_S 30
+#define VSOCK_HOST_CID 2
+
+static atomic_t vsock_echo_conns = ATOMIC_INIT(0);
+static atomic_t vsock_echo_active = ATOMIC_INIT(0);
+static atomic_t vsock_echo_errors = ATOMIC_INIT(0);
+static atomic64_t vsock_echo_bytes = ATOMIC64_INIT(0);
+
+static void vsock_set_timeouts(struct socket *sock)
+{
+	struct __kernel_sock_timeval tv = { .tv_sec = VSOCK_CONNECT_TIMEOUT_S };
+
+	sock->sk->sk_sndtimeo = VSOCK_IO_TIMEOUT_S * HZ;
+	sock->sk->sk_rcvtimeo = VSOCK_IO_TIMEOUT_S * HZ;
+	/* The default connect timeout (2 s) is short for an interpreted guest. */
+	sock->ops->setsockopt(sock, AF_VSOCK, SO_VM_SOCKETS_CONNECT_TIMEOUT_NEW,
+			      KERNEL_SOCKPTR(&tv), sizeof(tv));
+}
+
+static int vsock_send_all(struct socket *sock, void *buf, size_t len)
+{
+	while (len) {
+		struct kvec vec = { .iov_base = buf, .iov_len = len };
+		struct msghdr msg = { .msg_flags = MSG_NOSIGNAL };
+		int n = kernel_sendmsg(sock, &msg, &vec, 1, len);
+
+		if (n < 0)
+			return n;
+		if (n == 0)
+			return -EPIPE;
+		buf += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static int vsock_echo_conn(void *data)
+{
+	struct socket *sock = data;
+	u8 *buf = kmalloc(VSOCK_CHUNK, GFP_KERNEL);
+	int err = buf ? 0 : -ENOMEM;
+
+	atomic_inc(&vsock_echo_active);
+	vsock_set_timeouts(sock);
+	while (!err) {
+		struct kvec vec = { .iov_base = buf, .iov_len = VSOCK_CHUNK };
+		struct msghdr msg = { .msg_flags = 0 };
+		int n = kernel_recvmsg(sock, &msg, &vec, 1, VSOCK_CHUNK, 0);
+
+		if (n <= 0) {
+			err = n;
+			break;
+		}
+		err = vsock_send_all(sock, buf, n);
+		if (!err)
+			atomic64_add(n, &vsock_echo_bytes);
+	}
+	if (err)
+		atomic_inc(&vsock_echo_errors);
+	kernel_sock_shutdown(sock, SHUT_RDWR);
+	sock_release(sock);
+	kfree(buf);
+	atomic_dec(&vsock_echo_active);
+	return 0;
+}
+
+static int vsock_echo_listener(void *data)
+{
+	struct socket *listener = data;
+
+	for (;;) {
+		struct socket *conn;
+		struct task_struct *task;
+		int err = kernel_accept(listener, &conn, 0);
+
+		if (err) {
+			pr_emerg("vsock_echo accept=error:%d\n", err);
+			msleep(100);
+			continue;
+		}
+		atomic_inc(&vsock_echo_conns);
+		task = kthread_run(vsock_echo_conn, conn, "vsock-echo");
+		if (IS_ERR(task)) {
+			atomic_inc(&vsock_echo_errors);
+			sock_release(conn);
+		}
+	}
+	return 0;
+}
+
+static int vsock_listen(unsigned int port, struct socket **out)
+{
+	struct sockaddr_vm addr = { .svm_family = AF_VSOCK,
+				    .svm_cid = VMADDR_CID_ANY,
+				    .svm_port = port };
+	struct socket *sock;
+	int err = sock_create_kern(&init_net, AF_VSOCK, SOCK_STREAM, 0, &sock);
+
+	if (err)
+		return err;
+	err = kernel_bind(sock, (struct sockaddr *)&addr, sizeof(addr));
+	if (!err)
+		err = kernel_listen(sock, 256);
+	if (err) {
+		sock_release(sock);
+		return err;
+	}
+	*out = sock;
+	return 0;
+}
+
+static int __init check_vsock_echo(const char *arg)
+{
+	struct task_struct *task;
+	struct socket *sock;
+	unsigned int port;
+	int err = kstrtouint(arg ? arg : "", 10, &port);
+
+	if (err)
+		return err;
+	err = vsock_listen(port, &sock);
+	if (err) {
+		pr_emerg("vsock_echo port=%u listen=error:%d\n", port, err);
+		return 0;
+	}
+	task = kthread_run(vsock_echo_listener, sock, "vsock-echo-listen");
+	if (IS_ERR(task)) {
+		sock_release(sock);
+		return PTR_ERR(task);
+	}
+	pr_emerg("vsock_echo port=%u listen=ok\n", port);
+	return 0;
+}
+
+/*
+ * vsock_connect:<port>:<tx_bytes>:<rx_bytes>: connects to the host (CID 2)
+ * port <port>, sends <tx_bytes> of the SEED_NET_TX stream, then receives up
+ * to <rx_bytes> of the SEED_NET_RX stream (verified), then closes (both
+ * multiples of 8). Errors are facts here, not failures: the host tests
+ * refused connections and peers that go away.
+ */
+static int __init check_vsock_connect(const char *arg)
+{
+	char *args, *cursor, *port_s, *tx_s, *rx_s;
+	u64 tx_bytes, rx_bytes, sent = 0, got = 0, verified = 0;
+	u64 tx_sum = 0, rx_sum = 0, t0, t1, t2;
+	struct sockaddr_vm addr = { .svm_family = AF_VSOCK,
+				    .svm_cid = VSOCK_HOST_CID };
+	char connect_state[24] = "ok", send_state[24] = "ok", recv_state[24];
+	struct socket *sock = NULL;
+	size_t have = 0, bad = 0;
+	unsigned int port;
+	u8 *buf = NULL;
+	int err;
+
+	args = kstrdup(arg ? arg : "", GFP_KERNEL);
+	if (!args)
+		return -ENOMEM;
+	cursor = args;
+	port_s = strsep(&cursor, ":");
+	tx_s = strsep(&cursor, ":");
+	rx_s = strsep(&cursor, ":");
+	err = -EINVAL;
+	if (!port_s || kstrtouint(port_s, 10, &port) || !tx_s ||
+	    kstrtou64(tx_s, 10, &tx_bytes) || !rx_s ||
+	    kstrtou64(rx_s, 10, &rx_bytes) || tx_bytes % 8 || rx_bytes % 8)
+		goto out;
+	addr.svm_port = port;
+	err = -ENOMEM;
+	buf = kmalloc(VSOCK_CHUNK + 8, GFP_KERNEL);
+	if (!buf)
+		goto out;
+	err = sock_create_kern(&init_net, AF_VSOCK, SOCK_STREAM, 0, &sock);
+	if (err)
+		goto out;
+	vsock_set_timeouts(sock);
+
+	t0 = ktime_get_ns();
+	err = kernel_connect(sock, (struct sockaddr *)&addr, sizeof(addr), 0);
+	t1 = ktime_get_ns();
+	if (err) {
+		pr_emerg("vsock_connect port=%u connect=error:%d connect_us=%llu\n",
+			 port, err, div_u64(t1 - t0, 1000));
+		err = 0;
+		goto out;
+	}
+	while (sent < tx_bytes) {
+		size_t len = min_t(u64, tx_bytes - sent, VSOCK_CHUNK);
+
+		tx_sum += pattern_fill(buf, len, sent, SEED_NET_TX);
+		err = vsock_send_all(sock, buf, len);
+		if (err) {
+			snprintf(send_state, sizeof(send_state), "error:%d", err);
+			break;
+		}
+		sent += len;
+	}
+	err = 0;
+	while (got < rx_bytes) {
+		size_t want = min_t(u64, rx_bytes - got, VSOCK_CHUNK);
+		struct kvec vec = { .iov_base = buf + have, .iov_len = want };
+		struct msghdr msg = { .msg_flags = 0 };
+		size_t total, whole;
+		int n = kernel_recvmsg(sock, &msg, &vec, 1, want, 0);
+
+		if (n <= 0) {
+			err = n ? n : -ECONNRESET;
+			break;
+		}
+		got += n;
+		total = have + n;
+		whole = total & ~(size_t)7;
+		bad += pattern_check(buf, whole, verified, SEED_NET_RX,
+				     &rx_sum);
+		verified += whole;
+		have = total - whole;
+		if (have)
+			memmove(buf, buf + whole, have);
+	}
+	t2 = ktime_get_ns();
+	if (got < rx_bytes)
+		snprintf(recv_state, sizeof(recv_state), "short:%d", err);
+	else if (bad)
+		snprintf(recv_state, sizeof(recv_state), "mismatch:%zu", bad);
+	else
+		strscpy(recv_state, "ok", sizeof(recv_state));
+	pr_emerg("vsock_connect port=%u connect=%s send=%s sent=%llu recv=%s got=%llu tx_sum=%016llx rx_sum=%016llx connect_us=%llu us=%llu\n",
+		 port, connect_state, send_state, sent, recv_state, got, tx_sum,
+		 rx_sum, div_u64(t1 - t0, 1000), div_u64(t2 - t1, 1000));
+	err = 0;
+out:
+	if (sock) {
+		kernel_sock_shutdown(sock, SHUT_RDWR);
+		sock_release(sock);
+	}
+	kfree(buf);
+	kfree(args);
+	return err;
+}
+
+/* vsock_hold:<port>[:<s>]: waits (up to <s>, default 600) for the host to
+ * connect to <port> and close, then prints the echo server's counters.
+ */
+static int __init check_vsock_hold(const char *arg)
+{
+	char *args, *cursor, *port_s, *wait_s;
+	unsigned int port, wait = 600;
+	struct socket *listener = NULL, *conn = NULL;
+	u64 t0 = ktime_get_ns();
+	int err, n = 0;
+	u8 byte;
+
+	args = kstrdup(arg ? arg : "", GFP_KERNEL);
+	if (!args)
+		return -ENOMEM;
+	cursor = args;
+	port_s = strsep(&cursor, ":");
+	wait_s = strsep(&cursor, ":");
+	err = -EINVAL;
+	if (!port_s || kstrtouint(port_s, 10, &port) ||
+	    (wait_s && *wait_s && kstrtouint(wait_s, 10, &wait)))
+		goto out;
+	err = vsock_listen(port, &listener);
+	if (err)
+		goto out;
+	listener->sk->sk_rcvtimeo = (long)wait * HZ;
+	err = kernel_accept(listener, &conn, 0);
+	if (!err) {
+		struct kvec vec = { .iov_base = &byte, .iov_len = 1 };
+		struct msghdr msg = { .msg_flags = 0 };
+
+		conn->sk->sk_rcvtimeo = (long)wait * HZ;
+		do {
+			n = kernel_recvmsg(conn, &msg, &vec, 1, 1, 0);
+		} while (n > 0);
+		sock_release(conn);
+	}
+	/* Let echo connections the host just closed finish. */
+	msleep(200);
+	pr_emerg("vsock_hold port=%u accept=%d last_recv=%d echo_conns=%d echo_active=%d echo_errors=%d echo_bytes=%lld waited_ms=%llu\n",
+		 port, err, n, atomic_read(&vsock_echo_conns),
+		 atomic_read(&vsock_echo_active),
+		 atomic_read(&vsock_echo_errors),
+		 (long long)atomic64_read(&vsock_echo_bytes),
+		 div_u64(ktime_get_ns() - t0, NSEC_PER_MSEC));
+	err = 0;
+out:
+	if (listener)
+		sock_release(listener);
+	kfree(args);
+	return err;
+}
+
 /* ---- The check table ----------------------------------------------------- */
 
 struct hearth_check {
@@ -804,6 +1114,9 @@ static const struct hearth_check hearth_checks[] __initconst = {
 	{ "mtu", check_mtu },
 	{ "net", check_net_transfer },
 	{ "cost", check_cost },
+	{ "vsock_echo", check_vsock_echo },
+	{ "vsock_connect", check_vsock_connect },
+	{ "vsock_hold", check_vsock_hold },
 };
 
 /* `spec` is "<name>" or "<name>:<argument>" (writable). */
