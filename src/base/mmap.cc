@@ -20,6 +20,13 @@ Result<MmapRegion> MmapRegion::SharedFile(int fd, size_t size, const char* what)
   return MmapRegion(addr, size);
 }
 
+Result<MmapRegion> MmapRegion::PrivateFile(int fd, size_t size, uint64_t offset, const char* what) {
+  void* addr = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd,
+                      static_cast<off_t>(offset));
+  if (addr == MAP_FAILED) return ErrnoError(std::string("mmap ") + what);
+  return MmapRegion(addr, size);
+}
+
 void MmapRegion::Reset() {
   if (addr_ != nullptr) {
     ::munmap(addr_, size_);  // The one place Hearth unmaps.

@@ -30,6 +30,10 @@ class MmapRegion {
   static Result<MmapRegion> Anonymous(size_t size);
   // A shared mapping of `size` bytes of `fd` at offset 0 (e.g. the kvm_run page).
   static Result<MmapRegion> SharedFile(int fd, size_t size, const char* what);
+  // A private copy-on-write read-write mapping of `size` bytes of `fd` at `offset`: pages load
+  // lazily from the page cache (shared by every process mapping the file) and writes stay in
+  // this process (snapshot memory files).
+  static Result<MmapRegion> PrivateFile(int fd, size_t size, uint64_t offset, const char* what);
 
   uint8_t* data() const { return static_cast<uint8_t*>(addr_); }
   size_t size() const { return size_; }

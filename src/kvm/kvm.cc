@@ -83,6 +83,19 @@ Result<std::vector<kvm_cpuid_entry2>> Kvm::GetSupportedCpuid() const {
   return Error("KVM_GET_SUPPORTED_CPUID: too many entries");
 }
 
+Result<std::vector<uint32_t>> Kvm::GetMsrIndexList() const {
+  for (uint32_t n = 256; n <= 16384; n *= 2) {
+    std::vector<uint32_t> buf(n + 1);
+    auto* list = reinterpret_cast<kvm_msr_list*>(buf.data());
+    list->nmsrs = n;
+    int ret = ::ioctl(fd_.get(), KVM_GET_MSR_INDEX_LIST, list);
+    if (ret < 0 && errno == E2BIG) continue;
+    if (ret < 0) return ErrnoError("KVM_GET_MSR_INDEX_LIST");
+    return std::vector<uint32_t>(buf.begin() + 1, buf.begin() + 1 + list->nmsrs);
+  }
+  return Error("KVM_GET_MSR_INDEX_LIST: too many MSRs");
+}
+
 Result<KvmVm> Kvm::CreateVm() const {
   int fd;
   // KVM_CREATE_VM fails with EINTR under signal pressure; retry as the kernel docs advise.
@@ -94,14 +107,67 @@ Result<KvmVm> Kvm::CreateVm() const {
 }
 
 Status KvmVm::SetUserMemoryRegion(uint32_t slot, uint64_t guest_addr, uint64_t size,
-                                  void* host_addr) {
+                                  void* host_addr, uint32_t flags) {
   kvm_userspace_memory_region region{};
   region.slot = slot;
+  region.flags = flags;
   region.guest_phys_addr = guest_addr;
   region.memory_size = size;
   region.userspace_addr = reinterpret_cast<uint64_t>(host_addr);
   RETURN_IF_ERROR(KVM_IOCTL(fd_.get(), KVM_SET_USER_MEMORY_REGION, &region));
   return Ok();
+}
+
+Result<std::vector<uint64_t>> KvmVm::GetDirtyLog(uint32_t slot, uint64_t pages) {
+  // KVM writes the bitmap in longs, rounded up to 64 pages.
+  std::vector<uint64_t> bitmap((pages + 63) / 64, 0);
+  kvm_dirty_log log{};
+  log.slot = slot;
+  log.dirty_bitmap = bitmap.data();
+  RETURN_IF_ERROR(KVM_IOCTL(fd_.get(), KVM_GET_DIRTY_LOG, &log));
+  return bitmap;
+}
+
+Result<kvm_irqchip> KvmVm::GetIrqchip(uint32_t chip_id) const {
+  kvm_irqchip chip{};
+  chip.chip_id = chip_id;
+  RETURN_IF_ERROR(KVM_IOCTL(fd_.get(), KVM_GET_IRQCHIP, &chip));
+  return chip;
+}
+
+Status KvmVm::SetIrqchip(const kvm_irqchip& chip) {
+  RETURN_IF_ERROR(KVM_IOCTL(fd_.get(), KVM_SET_IRQCHIP, &chip));
+  return Ok();
+}
+
+Result<kvm_pit_state2> KvmVm::GetPit2() const {
+  kvm_pit_state2 pit{};
+  RETURN_IF_ERROR(KVM_IOCTL(fd_.get(), KVM_GET_PIT2, &pit));
+  return pit;
+}
+
+Status KvmVm::SetPit2(const kvm_pit_state2& pit) {
+  RETURN_IF_ERROR(KVM_IOCTL(fd_.get(), KVM_SET_PIT2, &pit));
+  return Ok();
+}
+
+Result<kvm_clock_data> KvmVm::GetClock() const {
+  kvm_clock_data clock{};
+  RETURN_IF_ERROR(KVM_IOCTL(fd_.get(), KVM_GET_CLOCK, &clock));
+  return clock;
+}
+
+Status KvmVm::SetClock(const kvm_clock_data& clock) {
+  // Only the clock value is set: KVM_SET_CLOCK rejects flags it does not accept as input
+  // (KVM_CLOCK_TSC_STABLE is output only).
+  kvm_clock_data in{};
+  in.clock = clock.clock;
+  RETURN_IF_ERROR(KVM_IOCTL(fd_.get(), KVM_SET_CLOCK, &in));
+  return Ok();
+}
+
+Result<int> KvmVm::CheckExtension(long capability) const {
+  return KVM_IOCTL(fd_.get(), KVM_CHECK_EXTENSION, capability);
 }
 
 Status KvmVm::SetTssAddr(uint64_t addr) {
@@ -183,6 +249,93 @@ Result<kvm_sregs> KvmVcpu::GetSregs() const {
 Status KvmVcpu::SetSregs(const kvm_sregs& sregs) {
   RETURN_IF_ERROR(KVM_IOCTL(fd_.get(), KVM_SET_SREGS, &sregs));
   return Ok();
+}
+
+Result<kvm_fpu> KvmVcpu::GetFpu() const {
+  kvm_fpu fpu{};
+  RETURN_IF_ERROR(KVM_IOCTL(fd_.get(), KVM_GET_FPU, &fpu));
+  return fpu;
+}
+
+Result<std::vector<uint8_t>> KvmVcpu::GetXsave(size_t size) const {
+  if (size < sizeof(kvm_xsave)) size = sizeof(kvm_xsave);
+  std::vector<uint8_t> area(size, 0);
+  if (size > sizeof(kvm_xsave)) {
+    RETURN_IF_ERROR(KVM_IOCTL(fd_.get(), KVM_GET_XSAVE2, area.data()));
+  } else {
+    RETURN_IF_ERROR(KVM_IOCTL(fd_.get(), KVM_GET_XSAVE, area.data()));
+  }
+  return area;
+}
+
+Status KvmVcpu::SetXsave(const std::vector<uint8_t>& area) {
+  if (area.size() < sizeof(kvm_xsave)) {
+    return Error("KVM_SET_XSAVE: area of " + std::to_string(area.size()) + " bytes is too small");
+  }
+  RETURN_IF_ERROR(KVM_IOCTL(fd_.get(), KVM_SET_XSAVE, area.data()));
+  return Ok();
+}
+
+Result<kvm_xcrs> KvmVcpu::GetXcrs() const {
+  kvm_xcrs xcrs{};
+  RETURN_IF_ERROR(KVM_IOCTL(fd_.get(), KVM_GET_XCRS, &xcrs));
+  return xcrs;
+}
+
+Status KvmVcpu::SetXcrs(const kvm_xcrs& xcrs) {
+  RETURN_IF_ERROR(KVM_IOCTL(fd_.get(), KVM_SET_XCRS, &xcrs));
+  return Ok();
+}
+
+Result<kvm_debugregs> KvmVcpu::GetDebugRegs() const {
+  kvm_debugregs regs{};
+  RETURN_IF_ERROR(KVM_IOCTL(fd_.get(), KVM_GET_DEBUGREGS, &regs));
+  return regs;
+}
+
+Status KvmVcpu::SetDebugRegs(const kvm_debugregs& regs) {
+  RETURN_IF_ERROR(KVM_IOCTL(fd_.get(), KVM_SET_DEBUGREGS, &regs));
+  return Ok();
+}
+
+Result<std::vector<std::pair<uint32_t, uint64_t>>> KvmVcpu::GetMsrs(
+    const std::vector<uint32_t>& indices) const {
+  size_t bytes = sizeof(kvm_msrs) + indices.size() * sizeof(kvm_msr_entry);
+  auto buf = std::make_unique<uint64_t[]>((bytes + 7) / 8);
+  auto* list = reinterpret_cast<kvm_msrs*>(buf.get());
+  std::memset(list, 0, bytes);
+  list->nmsrs = static_cast<uint32_t>(indices.size());
+  for (size_t i = 0; i < indices.size(); ++i) list->entries[i].index = indices[i];
+  ASSIGN_OR_RETURN(int got, KVM_IOCTL(fd_.get(), KVM_GET_MSRS, list));
+  if (static_cast<size_t>(got) != indices.size()) {
+    char hex[16];
+    std::snprintf(hex, sizeof(hex), "%#x", indices[static_cast<size_t>(got)]);
+    return Error(std::string("KVM_GET_MSRS: MSR ") + hex + " was refused");
+  }
+  std::vector<std::pair<uint32_t, uint64_t>> out;
+  out.reserve(indices.size());
+  for (size_t i = 0; i < indices.size(); ++i) out.emplace_back(indices[i], list->entries[i].data);
+  return out;
+}
+
+Result<std::vector<kvm_cpuid_entry2>> KvmVcpu::GetCpuid2() const {
+  for (uint32_t n = 256; n <= 4096; n *= 2) {
+    size_t bytes = sizeof(kvm_cpuid2) + n * sizeof(kvm_cpuid_entry2);
+    auto buf = std::make_unique<uint64_t[]>((bytes + 7) / 8);
+    auto* cpuid = reinterpret_cast<kvm_cpuid2*>(buf.get());
+    cpuid->nent = n;
+    int ret = ::ioctl(fd_.get(), KVM_GET_CPUID2, cpuid);
+    if (ret < 0 && errno == E2BIG) continue;
+    if (ret < 0) return ErrnoError("KVM_GET_CPUID2");
+    return std::vector<kvm_cpuid_entry2>(cpuid->entries, cpuid->entries + cpuid->nent);
+  }
+  return Error("KVM_GET_CPUID2: too many entries");
+}
+
+Result<uint32_t> KvmVcpu::GetMpState() const {
+  kvm_mp_state mp{};
+  RETURN_IF_ERROR(KVM_IOCTL(fd_.get(), KVM_GET_MP_STATE, &mp));
+  return mp.mp_state;
 }
 
 Status KvmVcpu::SetFpu(const kvm_fpu& fpu) {

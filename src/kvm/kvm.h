@@ -28,6 +28,8 @@ class Kvm {
 
   Result<int> CheckExtension(long capability) const;
   Result<std::vector<kvm_cpuid_entry2>> GetSupportedCpuid() const;
+  // The MSRs KVM can save and restore for a vCPU (KVM_GET_MSR_INDEX_LIST).
+  Result<std::vector<uint32_t>> GetMsrIndexList() const;
   Result<KvmVm> CreateVm() const;
   const std::string& path() const { return path_; }
 
@@ -40,7 +42,20 @@ class Kvm {
 
 class KvmVm {
  public:
-  Status SetUserMemoryRegion(uint32_t slot, uint64_t guest_addr, uint64_t size, void* host_addr);
+  // `flags`: KVM_MEM_LOG_DIRTY_PAGES to track writes for Diff snapshots.
+  Status SetUserMemoryRegion(uint32_t slot, uint64_t guest_addr, uint64_t size, void* host_addr,
+                             uint32_t flags = 0);
+  // The pages of `slot` written since the last call, one bit per page, `pages` bits
+  // (KVM_GET_DIRTY_LOG; clears the log).
+  Result<std::vector<uint64_t>> GetDirtyLog(uint32_t slot, uint64_t pages);
+  // KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE or KVM_IRQCHIP_IOAPIC.
+  Result<kvm_irqchip> GetIrqchip(uint32_t chip_id) const;
+  Status SetIrqchip(const kvm_irqchip& chip);
+  Result<kvm_pit_state2> GetPit2() const;
+  Status SetPit2(const kvm_pit_state2& pit);
+  Result<kvm_clock_data> GetClock() const;
+  Status SetClock(const kvm_clock_data& clock);
+  Result<int> CheckExtension(long capability) const;
   Status SetTssAddr(uint64_t addr);
   Status SetIdentityMapAddr(uint64_t addr);
   Status CreateIrqchip();
@@ -72,9 +87,22 @@ class KvmVcpu {
   Status SetRegs(const kvm_regs& regs);
   Result<kvm_sregs> GetSregs() const;
   Status SetSregs(const kvm_sregs& sregs);
+  Result<kvm_fpu> GetFpu() const;
   Status SetFpu(const kvm_fpu& fpu);
+  // XSAVE area: `size` bytes (KVM_CHECK_EXTENSION(KVM_CAP_XSAVE2), at least 4096). Uses
+  // KVM_GET_XSAVE2 when size > 4096, KVM_GET_XSAVE otherwise.
+  Result<std::vector<uint8_t>> GetXsave(size_t size) const;
+  Status SetXsave(const std::vector<uint8_t>& area);
+  Result<kvm_xcrs> GetXcrs() const;
+  Status SetXcrs(const kvm_xcrs& xcrs);
+  Result<kvm_debugregs> GetDebugRegs() const;
+  Status SetDebugRegs(const kvm_debugregs& regs);
+  // Reads the given MSRs; fails naming the first one KVM refuses.
+  Result<std::vector<std::pair<uint32_t, uint64_t>>> GetMsrs(const std::vector<uint32_t>& indices) const;
   Status SetMsrs(const std::vector<std::pair<uint32_t, uint64_t>>& msrs);
+  Result<std::vector<kvm_cpuid_entry2>> GetCpuid2() const;
   Status SetCpuid2(const std::vector<kvm_cpuid_entry2>& entries);
+  Result<uint32_t> GetMpState() const;
   Result<kvm_lapic_state> GetLapic() const;
   Status SetLapic(const kvm_lapic_state& lapic);
   Result<kvm_vcpu_events> GetVcpuEvents() const;

@@ -73,6 +73,7 @@ Status GuestMemory::Read(uint64_t addr, std::span<uint8_t> out) const {
 Status GuestMemory::Write(uint64_t addr, std::span<const uint8_t> data) {
   uint8_t* dst = HostRange(addr, data.size());
   if (dst == nullptr) return RangeError(addr, data.size());
+  MarkWritten(addr, data.size());
   if (!data.empty()) std::memcpy(dst, data.data(), data.size());
   return Ok();
 }
@@ -80,6 +81,7 @@ Status GuestMemory::Write(uint64_t addr, std::span<const uint8_t> data) {
 Status GuestMemory::Fill(uint64_t addr, uint8_t value, uint64_t len) {
   uint8_t* dst = HostRange(addr, len);
   if (dst == nullptr) return RangeError(addr, len);
+  MarkWritten(addr, len);
   std::memset(dst, value, len);
   return Ok();
 }
@@ -88,6 +90,7 @@ Status GuestMemory::ReadFromFile(uint64_t addr, int fd, uint64_t file_offset, ui
                                  const std::string& what) {
   uint8_t* dst = HostRange(addr, len);
   if (dst == nullptr) return RangeError(addr, len).Wrap(what);
+  MarkWritten(addr, len);
   while (len > 0) {
     ssize_t n = ::pread(fd, dst, len, static_cast<off_t>(file_offset));
     if (n < 0) {
@@ -123,8 +126,44 @@ Status GuestMemory::WriteToFile(uint64_t addr, int fd, uint64_t file_offset, uin
 Status GuestMemory::AppendIoVecs(uint64_t addr, uint64_t len, std::vector<iovec>& out) const {
   uint8_t* p = HostRange(addr, len);
   if (p == nullptr) return RangeError(addr, len);
+  MarkWritten(addr, len);
   if (len > 0) out.push_back(iovec{p, len});
   return Ok();
+}
+
+void GuestMemory::EnableWriteTracking() {
+  if (!written_.empty()) return;
+  for (const auto& r : regions_) {
+    const uint64_t words = (r.size() / kPageSize + 63) / 64;
+    auto bits = std::make_unique<std::atomic<uint64_t>[]>(words);
+    for (uint64_t i = 0; i < words; ++i) bits[i].store(0, std::memory_order_relaxed);
+    written_.push_back(std::move(bits));
+  }
+}
+
+void GuestMemory::MarkWritten(uint64_t addr, uint64_t len) const {
+  if (written_.empty() || len == 0) return;
+  for (size_t i = 0; i < regions_.size(); ++i) {
+    const auto& r = regions_[i];
+    if (addr < r.guest_addr || addr >= r.end()) continue;
+    const uint64_t first = (addr - r.guest_addr) / kPageSize;
+    const uint64_t last = (addr - r.guest_addr + len - 1) / kPageSize;
+    for (uint64_t p = first; p <= last; ++p) {
+      written_[i][p / 64].fetch_or(uint64_t{1} << (p % 64), std::memory_order_relaxed);
+    }
+    return;
+  }
+}
+
+std::vector<std::vector<uint64_t>> GuestMemory::TakeWrittenBitmaps() {
+  std::vector<std::vector<uint64_t>> out;
+  for (size_t i = 0; i < written_.size(); ++i) {
+    const uint64_t words = (regions_[i].size() / kPageSize + 63) / 64;
+    std::vector<uint64_t> bits(words);
+    for (uint64_t w = 0; w < words; ++w) bits[w] = written_[i][w].exchange(0, std::memory_order_relaxed);
+    out.push_back(std::move(bits));
+  }
+  return out;
 }
 
 }  // namespace hearth

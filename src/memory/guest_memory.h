@@ -5,7 +5,9 @@
 
 #include <sys/uio.h>
 
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <cstring>
 #include <span>
 #include <string>
@@ -33,6 +35,11 @@ class GuestMemory {
 
   // Maps each region; they must be page-aligned, non-empty and must not overlap.
   static Result<GuestMemory> Create(const std::vector<GuestRegionSpec>& specs);
+  // Maps each region MAP_PRIVATE from snapshot memory file `fd` (regions laid out back to back
+  // in guest address order, see memory_file.h), which must be exactly as large as the regions.
+  // Pages load lazily from the page cache, shared between every VM restored from the file.
+  static Result<GuestMemory> CreateFromFile(const std::vector<GuestRegionSpec>& specs, int fd,
+                                            const std::string& path);
 
   // For registering the mappings with KVM (and, later, snapshotting them).
   const std::vector<Region>& regions() const { return regions_; }
@@ -58,6 +65,15 @@ class GuestMemory {
   // the iovecs stay valid as long as this GuestMemory (regions never move or shrink).
   Status AppendIoVecs(uint64_t addr, uint64_t len, std::vector<iovec>& out) const;
 
+  // Tracks the pages the VMM itself writes (devices filling buffers and used rings, loaders),
+  // which KVM's dirty log does not see: for Diff snapshots, together with KVM's log. Off by
+  // default; enable before any device runs. Ranges handed out by AppendIoVecs count as
+  // written (the caller may read or write them).
+  void EnableWriteTracking();
+  bool write_tracking() const { return !written_.empty(); }
+  // One bitmap per region (bit p = page p written since the last call); clears them.
+  std::vector<std::vector<uint64_t>> TakeWrittenBitmaps();
+
   template <typename T>
   Result<T> ReadObj(uint64_t addr) const {
     static_assert(std::is_trivially_copyable_v<T>);
@@ -75,8 +91,12 @@ class GuestMemory {
   explicit GuestMemory(std::vector<Region> regions) : regions_(std::move(regions)) {}
   // Host address of [addr, addr+len) or nullptr when not inside one region.
   uint8_t* HostRange(uint64_t addr, uint64_t len) const;
+  // Records [addr, addr+len) (already checked to be inside one region) as written.
+  void MarkWritten(uint64_t addr, uint64_t len) const;
 
   std::vector<Region> regions_;  // Sorted by guest_addr.
+  // Per region, one bit per page, when write tracking is on (empty otherwise).
+  std::vector<std::unique_ptr<std::atomic<uint64_t>[]>> written_;
 
   friend class KvmMemoryBinder;  // Registers the host mappings as KVM memory slots.
 };

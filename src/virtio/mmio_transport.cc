@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "base/hex.h"
 #include "base/log.h"
 
 namespace hearth {
@@ -199,6 +200,66 @@ MmioTransportState MmioTransport::Save() const {
                        queue_sel_, interrupt_->status(), interrupt_->config_generation(), {}};
   for (const auto& q : queues_) s.queues.push_back(q.state());
   return s;
+}
+
+Status MmioTransport::Restore(const MmioTransportState& state) {
+  const std::string what = "virtio-mmio transport (device type " + std::to_string(device_->device_type()) + ")";
+  if (device_->activated() || status_ != 0) return Error(what + ": restore onto a used transport");
+  if (state.queues.size() != queues_.size()) {
+    return Error(what + ": the snapshot has " + std::to_string(state.queues.size()) +
+                 " queues, the device has " + std::to_string(queues_.size()));
+  }
+  const uint64_t offered = device_->device_features() | kVirtioFVersion1;
+  if ((state.acked_features & ~offered) != 0) {
+    return Error(what + ": acked features " + Hex(state.acked_features) +
+                 " are not a subset of the offered " + Hex(offered));
+  }
+  const uint32_t known = kStatusAcknowledge | kStatusDriver | kStatusFeaturesOk | kStatusDriverOk |
+                         kStatusNeedsReset | kStatusFailed;
+  if ((state.status & ~known) != 0) return Error(what + ": unknown status bits " + Hex(state.status));
+  const uint32_t status = state.status & ~kStatusNeedsReset;
+  // Each step needs the ones before it, as SetStatus enforces for a live driver.
+  if (((status & kStatusDriver) && !(status & kStatusAcknowledge)) ||
+      ((status & kStatusFeaturesOk) && !(status & kStatusDriver)) ||
+      ((status & kStatusDriverOk) && !(status & kStatusFeaturesOk))) {
+    return Error(what + ": status " + Hex(state.status) + " cannot be reached by a driver");
+  }
+  if ((status & kStatusFeaturesOk) && !(state.acked_features & kVirtioFVersion1)) {
+    return Error(what + ": FEATURES_OK without VIRTIO_F_VERSION_1");
+  }
+  const uint32_t known_int = kVirtioIntUsedBuffer | kVirtioIntConfigChange;
+  if ((state.interrupt_status & ~known_int) != 0) {
+    return Error(what + ": unknown interrupt status bits " + Hex(state.interrupt_status));
+  }
+  const bool event_idx = state.acked_features & kVirtioFRingEventIdx;
+  const bool indirect = state.acked_features & kVirtioFRingIndirectDesc;
+  for (size_t i = 0; i < queues_.size(); ++i) {
+    const QueueState& q = state.queues[i];
+    if (q.event_idx != event_idx || q.indirect != indirect) {
+      if (status & kStatusDriverOk) {
+        return Error(what + ": queue " + std::to_string(i) + " ring features differ from the acked features");
+      }
+    }
+    if (auto st = queues_[i].Restore(q, *memory_); !st.ok()) {
+      ResetDevice();
+      return st.error().Wrap(what + ": queue " + std::to_string(i));
+    }
+  }
+  status_ = status;
+  device_features_sel_ = state.device_features_sel;
+  driver_features_sel_ = state.driver_features_sel;
+  acked_features_ = state.acked_features;
+  queue_sel_ = state.queue_sel;
+  const bool needs_reset = state.status & kStatusNeedsReset;
+  interrupt_->Restore(state.interrupt_status, needs_reset, state.config_generation);
+  if ((status & kStatusDriverOk) && !(status & kStatusFailed) && !needs_reset) {
+    auto st = device_->Activate({memory_, &queues_, interrupt_, acked_features_});
+    if (!st.ok()) {
+      ResetDevice();
+      return st.error().Wrap(what + ": activating the restored device");
+    }
+  }
+  return Ok();
 }
 
 }  // namespace hearth

@@ -75,6 +75,11 @@ class MmioInterrupt : public VirtioInterrupt {
   uint32_t status() const { return status_.load(std::memory_order_acquire); }
   bool needs_reset() const { return needs_reset_.load(std::memory_order_acquire); }
   void Ack(uint32_t bits) { status_.fetch_and(~bits, std::memory_order_acq_rel); }
+  void Restore(uint32_t status, bool needs_reset, uint32_t config_generation) {
+    status_.store(status, std::memory_order_release);
+    needs_reset_.store(needs_reset, std::memory_order_release);
+    config_generation_.store(config_generation, std::memory_order_release);
+  }
   void Clear() {
     status_.store(0, std::memory_order_release);
     needs_reset_.store(false, std::memory_order_release);
@@ -121,6 +126,12 @@ class MmioTransport : public BusDevice {
   uint32_t interrupt_status() const { return interrupt_->status(); }
 
   MmioTransportState Save() const;
+  // Restores a saved transport onto a freshly built, never-activated one for the same device.
+  // Re-checks everything a hostile state file could get wrong (queue count and sizes, rings
+  // inside guest memory, acked features offered by the device, a reachable status); a
+  // DRIVER_OK device is activated again with the restored queues. On error the transport is
+  // left reset.
+  Status Restore(const MmioTransportState& state);
 
  private:
   uint32_t ReadRegister(uint64_t offset);

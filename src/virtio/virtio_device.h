@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "base/result.h"
@@ -84,6 +85,21 @@ class VirtioDevice {
   };
   virtual std::vector<EventSource> event_sources() const { return {}; }
   virtual void OnEvent(int /*fd*/, uint32_t /*events*/) {}
+
+  // Device-specific runtime state for snapshots, beyond what the transport saves (features,
+  // queues) and what the VM configuration rebuilds (backing file, tap, MAC): e.g. a rate
+  // limiter's remaining budget, vsock connections. Opaque bytes in the device's own versioned
+  // encoding; RestoreState runs after the device is built from its configuration and before
+  // the transport re-activates it, and must re-check everything (the bytes come from a file).
+  // The default: a device with no such state, which refuses any.
+  virtual std::vector<uint8_t> SaveState() const { return {}; }
+  virtual Status RestoreState(std::span<const uint8_t> state) {
+    if (!state.empty()) {
+      return Error("device type " + std::to_string(device_type()) +
+                   ": the snapshot holds device state this device does not know");
+    }
+    return Ok();
+  }
 };
 
 }  // namespace hearth

@@ -63,6 +63,7 @@ std::unique_ptr<MicroVm> MicroVm::Create(const VmResources& resources,
 
   std::unique_ptr<MicroVm> vm(new MicroVm());
   vm->options_ = options;
+  vm->resources_ = resources;
 
   // /dev/kvm missing or inaccessible is a configuration problem of this host: say so plainly.
   auto kvm = Kvm::Open(options.kvm_path);
@@ -76,7 +77,7 @@ std::unique_ptr<MicroVm> MicroVm::Create(const VmResources& resources,
                                             std::to_string(machine.mem_size_mib) +
                                             ": cannot allocate guest memory"));
   }
-  auto created = Vm::Create(*kvm, std::move(memory).value());
+  auto created = Vm::Create(*kvm, std::move(memory).value(), machine.track_dirty_pages);
   if (!created.ok()) return fail(host, created.error());
   vm->vm_ = std::move(created).value();
   GuestMemory& mem = vm->vm_->memory();
@@ -294,9 +295,16 @@ Status MicroVm::Start(EventLoop& loop, std::function<void()> on_stop) {
     (void)serial_rx_space_->Consume();
     if (!paused_ && !loop_->Watching(options_.console_in)) (void)WatchConsoleInput(*loop_);
   }));
+  start_micros_ = MonotonicMicros();
+  if (start_paused_) {
+    // Restored without resume_vm: parked as after Pause(); Resume() watches the devices and
+    // lets the vCPUs go.
+    paused_ = true;
+    for (auto& vcpu : vcpus_) vcpu->StartPaused();
+    return Ok();
+  }
   RETURN_IF_ERROR(WatchConsoleInput(loop));
   RETURN_IF_ERROR(virtio_->Watch(loop));
-  start_micros_ = MonotonicMicros();
   for (auto& vcpu : vcpus_) vcpu->Start();
   return Ok();
 }

@@ -20,6 +20,7 @@
 #include "devices/locked_device.h"
 #include "devices/serial.h"
 #include "kvm/kvm.h"
+#include "api/api_action.h"
 #include "vmm/host_kind.h"
 #include "vstate/exit_request.h"
 #include "vstate/vcpu.h"
@@ -80,6 +81,23 @@ class MicroVm {
   // When the guest first wrote the boot-timer port (monotonic us), or 0.
   uint64_t boot_signal_micros() const { return boot_signal_us_->load(); }
 
+  // --- Snapshots (microvm_snapshot.cc) ---
+  // Parks every vCPU outside KVM_RUN (pending I/O completed) / lets them run again, from any
+  // thread, without touching the event loop (tests drive Run() on another thread). The API
+  // uses Pause()/Resume() on the VMM thread, which also stop serving devices.
+  Status PauseVcpus();
+  void ResumeVcpus();
+  bool vcpus_paused() const;
+  // Writes the memory file, then the state file (each atomically). Requires PauseVcpus().
+  // Call on the VMM thread (or with its event loop idle): device state is read under each
+  // device's lock.
+  Status SaveSnapshot(const CreateSnapshot& params);
+  // Builds a VM from a snapshot instead of a kernel: nothing is half-built on error. Its
+  // vCPUs start parked (paused(), devices unwatched) unless params.resume_vm; Start() or
+  // Run() drives it as usual and Resume() lets it go.
+  static Result<std::unique_ptr<MicroVm>> RestoreFromSnapshot(const LoadSnapshot& params,
+                                                             const MicroVmOptions& options);
+
  private:
   MicroVm() = default;
   Status BuildDevices();
@@ -106,6 +124,10 @@ class MicroVm {
   bool paused_ = false;
   uint64_t start_micros_ = 0;
   std::shared_ptr<std::atomic<uint64_t>> boot_signal_us_ = std::make_shared<std::atomic<uint64_t>>(0);
+  VmResources resources_;      // What the VM was built from (saved in snapshots).
+  bool start_paused_ = false;  // Run() starts the vCPUs parked (restored without resume_vm).
+  Fd uffd_;                    // Uffd snapshot backend: the userfaultfd and the handler socket.
+  Fd uffd_socket_;
 };
 
 }  // namespace hearth

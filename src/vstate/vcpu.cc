@@ -42,6 +42,14 @@ void Vcpu::Start() {
   thread_ = std::thread([this] { RunLoop(); });
 }
 
+void Vcpu::StartPaused() {
+  pause_requested_.store(true, std::memory_order_release);
+  // The first KVM_RUN returns at once (immediate_exit) and the thread parks before any guest
+  // instruction runs.
+  kvm_vcpu_.SetImmediateExit(true);
+  Start();
+}
+
 void Vcpu::Kick() {
   stop_.store(true, std::memory_order_release);
   park_cv_.notify_all();

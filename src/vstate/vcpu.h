@@ -52,6 +52,9 @@ class Vcpu {
 
   KvmVcpu& kvm_vcpu() { return kvm_vcpu_; }
   void Start();
+  // Starts the thread parked, as after Pause(): it enters the guest only on Resume() (a VM
+  // restored from a snapshot without resume_vm).
+  void StartPaused();
   void Kick();
   void StopAndJoin();
   // Stops the vCPU outside KVM_RUN and returns once it is parked, with any I/O it was in the

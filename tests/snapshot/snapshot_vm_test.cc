@@ -1,0 +1,272 @@
+// Whole-VM snapshot tests with the counter guest (tests/guests/counter.S): boot, pause,
+// snapshot, tear down, restore in a fresh MicroVm, resume, and check that the count goes on
+// from where it stopped without a reboot ("counter start" printed once).
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#include "base/fd.h"
+#include "memory/memory_file.h"
+#include "snapshot/state_file.h"
+#include "test_util.h"
+#include "vmm/microvm.h"
+#include "vmm/snapshot_cli.h"
+#include "running_vm.h"
+
+namespace hearth {
+namespace {
+
+using unit::TempDir;
+using namespace std::chrono_literals;
+
+class SnapshotVmTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { Vcpu::InstallKickHandler(); }
+
+  MicroVmOptions Options(const std::string& console, Fd& console_fd, EventFd& stop) {
+    auto fd = Fd::Open(console, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);
+    EXPECT_TRUE(fd.ok());
+    console_fd = std::move(fd).value();
+    auto ev = EventFd::Create();
+    EXPECT_TRUE(ev.ok());
+    stop = std::move(ev).value();
+    MicroVmOptions o;
+    o.host_kind = DetectHostKind();
+    o.console_in = -1;
+    o.console_out = console_fd.get();
+    o.stop_event_fd = stop.get();
+    return o;
+  }
+
+  std::unique_ptr<RunningVm> Boot(const std::string& console, uint64_t mem_mib = 128,
+                                  bool track_dirty = false) {
+    VmResources r;
+    r.boot_source = BootSourceConfig{HEARTH_GUEST_COUNTER, std::nullopt, std::nullopt};
+    r.machine.mem_size_mib = mem_mib;
+    r.machine.track_dirty_pages = track_dirty;
+    Fd console_fd;
+    EventFd stop = std::move(EventFd::Create()).value();
+    MicroVmOptions o = Options(console, console_fd, stop);
+    BuildError err{BuildStage::kHost, Error("")};
+    auto vm = MicroVm::Create(r, o, &err);
+    EXPECT_NE(vm, nullptr) << err.error.message();
+    if (!vm) return nullptr;
+    return std::make_unique<RunningVm>(std::move(vm), console, std::move(console_fd), std::move(stop));
+  }
+
+  Result<std::unique_ptr<RunningVm>> Restore(const std::string& console, LoadSnapshot p) {
+    Fd console_fd;
+    EventFd stop = std::move(EventFd::Create()).value();
+    MicroVmOptions o = Options(console, console_fd, stop);
+    ASSIGN_OR_RETURN(auto vm, MicroVm::RestoreFromSnapshot(p, o));
+    return std::make_unique<RunningVm>(std::move(vm), console, std::move(console_fd), std::move(stop));
+  }
+
+  // Boots the counter, lets it count to 5, pauses and snapshots; returns the console so far.
+  std::string BootAndSnapshot(const std::string& state, const std::string& mem) {
+    auto vm = Boot(dir_.File("boot.out"));
+    EXPECT_TRUE(vm && vm->WaitForCounts(5));
+    EXPECT_OK(vm->Pause());
+    std::string before = vm->Console();
+    EXPECT_OK(vm->vm().SaveSnapshot({SnapshotType::kFull, state, mem}));
+    vm->Stop();
+    return before;
+  }
+
+  static LoadSnapshot Load(const std::string& state, const std::string& mem, bool resume = true) {
+    LoadSnapshot p;
+    p.snapshot_path = state;
+    p.backend_path = mem;
+    p.resume_vm = resume;
+    return p;
+  }
+
+  TempDir dir_;
+};
+
+// The restored guest goes on counting from the snapshot: the console before the snapshot plus
+// the console after the restore is one unbroken count with a single "counter start".
+void ExpectContinues(const std::string& before, const std::string& after) {
+  EXPECT_EQ(Occurrences(before, "counter start"), 1u);
+  EXPECT_EQ(Occurrences(after, "counter start"), 0u) << "the guest rebooted:\n" << after;
+  std::vector<long> all = Counts(before + after);
+  ASSERT_GE(all.size(), 8u);
+  for (size_t i = 1; i < all.size(); ++i) {
+    ASSERT_EQ(all[i], all[i - 1] + 1) << "count jumps at line " << i << "\nbefore:\n" << before
+                                      << "\nafter:\n" << after;
+  }
+}
+
+TEST_F(SnapshotVmTest, CounterContinuesAfterRestore) {
+  const std::string state = dir_.File("vm.snap"), mem = dir_.File("vm.mem");
+  std::string before = BootAndSnapshot(state, mem);
+  EXPECT_EQ(std::filesystem::file_size(mem), 128u << 20);
+  auto restored = Restore(dir_.File("restored.out"), Load(state, mem));
+  ASSERT_OK(restored);
+  ASSERT_TRUE((*restored)->WaitForCounts(5)) << (*restored)->Console();
+  (*restored)->Stop();
+  ExpectContinues(before, (*restored)->Console());
+
+  std::ostringstream out, err;
+  EXPECT_EQ(DescribeSnapshot(state, out, err), 0) << err.str();
+  EXPECT_NE(out.str().find("machine: 1 vCPU(s), 128 MiB"), std::string::npos) << out.str();
+}
+
+TEST_F(SnapshotVmTest, RestoredPausedWaitsForResume) {
+  const std::string state = dir_.File("vm.snap"), mem = dir_.File("vm.mem");
+  std::string before = BootAndSnapshot(state, mem);
+  auto restored = Restore(dir_.File("restored.out"), Load(state, mem, /*resume=*/false));
+  ASSERT_OK(restored);
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(Counts((*restored)->Console()).size(), 0u);
+  ASSERT_OK((*restored)->Pause());  // Already parked: returns at once.
+  (*restored)->vm().ResumeVcpus();
+  ASSERT_TRUE((*restored)->WaitForCounts(3));
+  (*restored)->Stop();
+  ExpectContinues(before, (*restored)->Console());
+}
+
+TEST_F(SnapshotVmTest, TwoClonesFromOneSnapshotRunIndependently) {
+  const std::string state = dir_.File("vm.snap"), mem = dir_.File("vm.mem");
+  std::string before = BootAndSnapshot(state, mem);
+  auto a = Restore(dir_.File("a.out"), Load(state, mem));
+  auto b = Restore(dir_.File("b.out"), Load(state, mem));
+  ASSERT_OK(a);
+  ASSERT_OK(b);
+  ASSERT_TRUE((*a)->WaitForCounts(5));
+  ASSERT_TRUE((*b)->WaitForCounts(5));
+  (*a)->Stop();
+  (*b)->Stop();
+  ExpectContinues(before, (*a)->Console());
+  ExpectContinues(before, (*b)->Console());
+}
+
+TEST_F(SnapshotVmTest, DiffMergedOntoBaseRestoresTheLaterState) {
+  const std::string base = dir_.File("base.mem"), diff = dir_.File("diff.mem");
+  auto vm = Boot(dir_.File("boot.out"), 128, /*track_dirty=*/true);
+  ASSERT_TRUE(vm && vm->WaitForCounts(3));
+  ASSERT_OK(vm->Pause());
+  ASSERT_OK(vm->vm().SaveSnapshot({SnapshotType::kFull, dir_.File("base.snap"), base}));
+  vm->vm().ResumeVcpus();
+  size_t seen = Counts(vm->Console()).size();
+  ASSERT_TRUE(vm->WaitForCounts(seen + 5));
+  ASSERT_OK(vm->Pause());
+  std::string before = vm->Console();
+  ASSERT_OK(vm->vm().SaveSnapshot({SnapshotType::kDiff, dir_.File("diff.snap"), diff}));
+  vm->Stop();
+  // The diff holds far fewer bytes than the guest's memory.
+  struct stat st {};
+  ASSERT_EQ(::stat(diff.c_str(), &st), 0);
+  EXPECT_LT(static_cast<uint64_t>(st.st_blocks) * 512, 8u << 20);
+  ASSERT_OK(MergeDiffMemoryFile(diff, base));
+  auto restored = Restore(dir_.File("restored.out"), Load(dir_.File("diff.snap"), base));
+  ASSERT_OK(restored);
+  ASSERT_TRUE((*restored)->WaitForCounts(3));
+  (*restored)->Stop();
+  ExpectContinues(before, (*restored)->Console());
+}
+
+TEST_F(SnapshotVmTest, SnapshotWhileRunningIsRefused) {
+  auto vm = Boot(dir_.File("boot.out"));
+  ASSERT_TRUE(vm && vm->WaitForCounts(1));
+  EXPECT_ERROR_CONTAINS(vm->vm().SaveSnapshot({SnapshotType::kFull, dir_.File("s"), dir_.File("m")}),
+                        "the VM must be paused to create a snapshot");
+  EXPECT_FALSE(std::filesystem::exists(dir_.File("s")));
+  EXPECT_FALSE(std::filesystem::exists(dir_.File("m")));
+}
+
+TEST_F(SnapshotVmTest, SnapshotIntoMissingDirectoryIsRefused) {
+  auto vm = Boot(dir_.File("boot.out"));
+  ASSERT_TRUE(vm && vm->WaitForCounts(1));
+  ASSERT_OK(vm->Pause());
+  EXPECT_ERROR_CONTAINS(
+      vm->vm().SaveSnapshot({SnapshotType::kFull, dir_.File("nodir/s"), dir_.File("nodir/m")}),
+      "nodir is not usable: No such file or directory");
+  // The VM is still usable: it resumes and counts on.
+  size_t seen = Counts(vm->Console()).size();
+  vm->vm().ResumeVcpus();
+  EXPECT_TRUE(vm->WaitForCounts(seen + 2));
+}
+
+TEST_F(SnapshotVmTest, DiffWithoutDirtyTrackingIsRefused) {
+  auto vm = Boot(dir_.File("boot.out"));
+  ASSERT_TRUE(vm && vm->WaitForCounts(1));
+  ASSERT_OK(vm->Pause());
+  EXPECT_ERROR_CONTAINS(vm->vm().SaveSnapshot({SnapshotType::kDiff, dir_.File("s"), dir_.File("m")}),
+                        "dirty page tracking is off");
+  EXPECT_FALSE(std::filesystem::exists(dir_.File("m")));
+}
+
+TEST_F(SnapshotVmTest, BadStateAndMemoryFilesAreRefused) {
+  const std::string state = dir_.File("vm.snap"), mem = dir_.File("vm.mem");
+  BootAndSnapshot(state, mem);
+  const std::string good = ReadAll(state);
+
+  auto expect_refused = [&](const std::string& bytes, const std::string& memfile, const std::string& fragment) {
+    std::string path = dir_.File("bad.snap");
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+    auto r = Restore(dir_.File("bad.out"), Load(path, memfile));
+    EXPECT_ERROR_CONTAINS(r, fragment);
+  };
+  std::string corrupted = good;
+  corrupted[corrupted.size() / 2] ^= 0x40;
+  expect_refused(corrupted, mem, "checksum mismatch");
+  expect_refused(good.substr(0, good.size() - 100), mem, "truncated");
+  std::string other_version = good;
+  other_version[8] = 9;
+  expect_refused(other_version, mem, "snapshot format version 9");
+  expect_refused("not a snapshot at all", mem, "wrong magic");
+
+  // A memory file of the wrong size.
+  std::string small = dir_.File("small.mem");
+  std::filesystem::copy_file(mem, small);
+  std::filesystem::resize_file(small, (128u << 20) - 4096);
+  expect_refused(good, small, "the snapshot's guest memory is 134217728 bytes");
+  expect_refused(good, dir_.File("absent.mem"), "absent.mem");
+
+  LoadSnapshot uffd = Load(state, dir_.File("no-handler.sock"));
+  uffd.backend_type = MemBackendType::kUffd;
+  EXPECT_ERROR_CONTAINS(Restore(dir_.File("u.out"), uffd), "connect mem_backend (Uffd)");
+}
+
+// The Uffd backend: the example handler (a separate process) serves every page from the
+// memory file, and the guest counts on.
+TEST_F(SnapshotVmTest, UffdHandlerServesRestoredMemory) {
+  const std::string state = dir_.File("vm.snap"), mem = dir_.File("vm.mem");
+  const std::string sock = dir_.File("uffd.sock");
+  std::string before = BootAndSnapshot(state, mem);
+  pid_t handler = fork();
+  ASSERT_GE(handler, 0);
+  if (handler == 0) {
+    execl(HEARTH_UFFD_HANDLER, HEARTH_UFFD_HANDLER, sock.c_str(), mem.c_str(), nullptr);
+    _exit(127);
+  }
+  for (int i = 0; i < 500 && !std::filesystem::exists(sock); ++i) std::this_thread::sleep_for(10ms);
+  LoadSnapshot p = Load(state, sock);
+  p.backend_type = MemBackendType::kUffd;
+  {
+    auto restored = Restore(dir_.File("restored.out"), p);
+    ASSERT_OK(restored);
+    ASSERT_TRUE((*restored)->WaitForCounts(5)) << (*restored)->Console();
+    (*restored)->Stop();
+    ExpectContinues(before, (*restored)->Console());
+  }
+  // The VM is gone: the handler sees the connection close and exits cleanly.
+  int status = 0;
+  for (int i = 0; i < 500; ++i) {
+    if (waitpid(handler, &status, WNOHANG) == handler) break;
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+}
+
+}  // namespace
+}  // namespace hearth
