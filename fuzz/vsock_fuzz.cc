@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -79,6 +80,9 @@ void Drain(int fd) {
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   QuietLogs();
+  TempDir();
+  // Registered after TempDir's string exists, so it runs before the string is destroyed.
+  std::atexit([] { std::filesystem::remove_all(TempDir()); });
   return 0;
 }
 
