@@ -13,6 +13,7 @@
 #include "base/fd.h"
 #include "base/log.h"
 #include "config/vm_resources.h"
+#include "seccomp/seccomp.h"
 #include "vmm/console.h"
 #include "vmm/host_kind.h"
 #include "vmm/microvm.h"
@@ -38,7 +39,12 @@ constexpr const char* kUsage =
     "  --boot-timer           log the time from start to the guest's boot-complete signal\n"
     "  --level LEVEL          log level: Error, Warning, Info (default), Debug\n"
     "  --log-path PATH        append logs to PATH instead of stderr\n"
-    "  --no-seccomp           accepted for compatibility (seccomp filters come later)\n"
+    "  --no-seccomp           run without seccomp filters (they are on by default)\n"
+    "  --seccomp-filter FILE  install FILE (compiled BPF: sock_filter records) on every thread\n"
+    "                         instead of Hearth's own policies\n"
+    "  --seccomp-log          debug: log system calls outside the policies instead of killing\n"
+    "  --start-time-us US     (set by hearth-jailer) CLOCK_MONOTONIC start time, for --boot-timer\n"
+    "  --start-time-cpu-us US (set by hearth-jailer) CPU time used at that start\n"
     "  --host-kind KIND       auto (default), pvm or hardware: which host workarounds apply\n"
     "  --print-host-kind      print the detected host kind and exit\n"
     "  --version              print the version and exit\n"
@@ -56,13 +62,38 @@ struct Args {
   bool print_host_kind = false;
   bool help = false;
   bool version = false;
+  SeccompOptions seccomp;
+  std::optional<std::string> start_time_us;
+  std::optional<std::string> start_time_cpu_us;
 };
+
+// Seccomp and start-time flags (hearth-jailer passes the start times).
+Status ParseSeccompAndStartArgs(Args& args, bool no_seccomp, bool seccomp_log) {
+  int chosen = int{no_seccomp} + int{seccomp_log} + int{args.seccomp.filter_file.has_value()};
+  if (chosen > 1) return Error("--no-seccomp, --seccomp-filter and --seccomp-log exclude each other");
+  if (no_seccomp) args.seccomp.mode = SeccompMode::kOff;
+  if (seccomp_log) args.seccomp.mode = SeccompMode::kLog;
+  for (auto* value : {&args.start_time_us, &args.start_time_cpu_us}) {
+    if (*value && (value->value().empty() ||
+                   value->value().find_first_not_of("0123456789") != std::string::npos ||
+                   value->value().size() > 19)) {
+      return Error("--start-time-us / --start-time-cpu-us: '" + value->value() +
+                   "' is not a number of microseconds");
+    }
+  }
+  if (args.start_time_us) {
+    SetProcessStart(std::stoull(*args.start_time_us),
+                    args.start_time_cpu_us ? std::stoull(*args.start_time_cpu_us) : 0);
+  }
+  return Ok();
+}
 
 Result<Args> ParseArgs(int argc, char** argv) {
   Args args;
   const std::map<std::string, std::string*> valued = {
       {"--config-file", nullptr}, {"--api-sock", nullptr}, {"--id", &args.id},
       {"--level", &args.level},   {"--log-path", nullptr}, {"--host-kind", &args.host_kind},
+      {"--seccomp-filter", nullptr}, {"--start-time-us", nullptr}, {"--start-time-cpu-us", nullptr},
   };
   const std::map<std::string, bool*> flags = {
       {"--no-api", &args.no_api},       {"--boot-timer", &args.boot_timer},
@@ -70,6 +101,7 @@ Result<Args> ParseArgs(int argc, char** argv) {
       {"--print-host-kind", &args.print_host_kind},
   };
   bool no_seccomp = false;
+  bool seccomp_log = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     std::optional<std::string> inline_value;
@@ -77,8 +109,9 @@ Result<Args> ParseArgs(int argc, char** argv) {
       inline_value = arg.substr(eq + 1);
       arg = arg.substr(0, eq);
     }
-    if (arg == "--no-seccomp") {
-      no_seccomp = true;
+    if (arg == "--no-seccomp" || arg == "--seccomp-log") {
+      if (inline_value) return Error(arg + " takes no value");
+      (arg == "--no-seccomp" ? no_seccomp : seccomp_log) = true;
       continue;
     }
     if (auto f = flags.find(arg); f != flags.end()) {
@@ -98,9 +131,12 @@ Result<Args> ParseArgs(int argc, char** argv) {
     if (arg == "--config-file") args.config_file = value;
     else if (arg == "--api-sock") args.api_sock = value;
     else if (arg == "--log-path") args.log_path = value;
+    else if (arg == "--seccomp-filter") args.seccomp.filter_file = value;
+    else if (arg == "--start-time-us") args.start_time_us = value;
+    else if (arg == "--start-time-cpu-us") args.start_time_cpu_us = value;
     else *valued.at(arg) = value;
   }
-  (void)no_seccomp;
+  RETURN_IF_ERROR(ParseSeccompAndStartArgs(args, no_seccomp, seccomp_log));
   return args;
 }
 
@@ -182,7 +218,16 @@ int RunMain(int argc, char** argv) {
   sigemptyset(&sa.sa_mask);
   for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaction(sig, &sa, nullptr);
 
+  // Compiled once here; each thread installs its own before it runs anything from the guest.
+  auto seccomp = SeccompFilters::Build(args.seccomp);
+  if (!seccomp.ok()) return Fail(kExitArgumentParsing, seccomp.error().message());
+
   MicroVmOptions options;
+  if ((*seccomp)->enabled()) {
+    std::shared_ptr<const SeccompFilters> filters = *seccomp;
+    options.on_vcpu_thread_start = [filters] { return filters->Install(SeccompThreadKind::kVcpu); };
+    options.on_event_loop_start = [filters] { return filters->Install(SeccompThreadKind::kVmm); };
+  }
   options.host_kind = *host_kind;
   options.boot_timer = args.boot_timer;
   options.stop_event_fd = stop_event->get();

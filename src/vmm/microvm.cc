@@ -208,7 +208,8 @@ Status MicroVm::BuildVirtioDevices(const VmResources& resources, Cmdline& cmdlin
 
 Status MicroVm::BuildVcpus(const Kvm& kvm, uint32_t count, bool smt) {
   ASSIGN_OR_RETURN(auto supported, kvm.GetSupportedCpuid());
-  VcpuContext ctx{&pio_, &mmio_, &vm_->memory(), exit_, std::make_shared<UnhandledAccessLog>()};
+  VcpuContext ctx{&pio_, &mmio_, &vm_->memory(), exit_, std::make_shared<UnhandledAccessLog>(),
+                  options_.on_vcpu_thread_start};
   for (uint32_t id = 0; id < count; ++id) {
     ASSIGN_OR_RETURN(KvmVcpu kvm_vcpu, vm_->kvm_vm().CreateVcpu(id));
     CpuidOptions cpuid{id, count, smt, options_.host_kind == HostKind::kPvm};
@@ -264,7 +265,8 @@ Result<RunOutcome> MicroVm::Run() {
   RETURN_IF_ERROR(virtio_->Watch(loop));
 
   for (auto& vcpu : vcpus_) vcpu->Start();
-  Status ran = loop.Run();
+  Status ran = options_.on_event_loop_start ? options_.on_event_loop_start() : Ok();
+  if (ran.ok()) ran = loop.Run();
   for (auto& vcpu : vcpus_) vcpu->StopAndJoin();
   if (!ran.ok()) return ran.error();
   return RunOutcome{exit_->kind(), exit_->message()};

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <thread>
 
@@ -22,6 +23,9 @@ struct VcpuContext {
   const GuestMemory* memory = nullptr;
   std::shared_ptr<ExitRequest> exit;
   std::shared_ptr<UnhandledAccessLog> unhandled;
+  // Run first in the vCPU thread, before the guest runs (installs the thread's seccomp
+  // filter); an error ends the VM.
+  std::function<Status()> on_thread_start;
 };
 
 class Vcpu {
