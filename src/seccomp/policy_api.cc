@@ -37,6 +37,8 @@ void AddApiRules(SeccompPolicy& p) {
   p.Allow(SCMP_SYS(set_robust_list));
   p.Allow(SCMP_SYS(rseq));
   p.Allow(SCMP_SYS(sched_getaffinity));
+  // glibc's first pthread_create in a process sets up its cancellation signal's handler.
+  p.Allow(SCMP_SYS(rt_sigaction));
   // No ioctl at all.
 }
 

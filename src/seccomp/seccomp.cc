@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <linux/seccomp.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <malloc.h>
@@ -74,17 +73,31 @@ void SeccompPolicy::FailWith(int syscall, int err) {
 
 Result<BpfProgram> SeccompPolicy::Compile() const {
   if (!first_error_.empty()) return Error(first_error_);
-  // libseccomp 2.5 exports only to an fd: a memfd keeps it off the file system.
-  int raw = static_cast<int>(::syscall(SYS_memfd_create, "hearth-seccomp", MFD_CLOEXEC));
-  if (raw < 0) return ErrnoError("memfd_create");
-  Fd fd(raw);
-  if (int rc = seccomp_export_bpf(ctx_, fd.get()); rc != 0) {
+  // libseccomp 2.5 exports only to an fd. A pipe, not a file or memfd: RLIMIT_FSIZE (the
+  // jailer's fsize) does not apply to it, and a whole filter (at most BPF_MAXINSNS * 8 = 32 KiB)
+  // fits in its 64 KiB buffer.
+  int ends[2];
+  if (::pipe2(ends, O_CLOEXEC | O_NONBLOCK) != 0) return ErrnoError("pipe2");
+  Fd read_end(ends[0]);
+  Fd write_end(ends[1]);
+  if (int rc = seccomp_export_bpf(ctx_, write_end.get()); rc != 0) {
     return ErrnoError("seccomp_export_bpf", -rc);
   }
-  off_t size = ::lseek(fd.get(), 0, SEEK_END);
-  if (size <= 0 || size % sizeof(sock_filter) != 0) return Error("seccomp_export_bpf: bad size");
-  BpfProgram program(static_cast<size_t>(size) / sizeof(sock_filter));
-  RETURN_IF_ERROR(PreadExact(fd.get(), program.data(), static_cast<size_t>(size), 0, "seccomp BPF"));
+  write_end.Reset();
+  std::vector<uint8_t> bytes;
+  uint8_t buf[4096];
+  for (;;) {
+    ssize_t n = ::read(read_end.get(), buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoError("read the exported seccomp filter");
+    if (n == 0) break;
+    bytes.insert(bytes.end(), buf, buf + n);
+  }
+  if (bytes.empty() || bytes.size() % sizeof(sock_filter) != 0) {
+    return Error("seccomp_export_bpf: " + std::to_string(bytes.size()) + " bytes is not a BPF program");
+  }
+  BpfProgram program(bytes.size() / sizeof(sock_filter));
+  std::memcpy(program.data(), bytes.data(), bytes.size());
   return program;
 }
 

@@ -28,7 +28,7 @@ enum class SeccompMode {
 };
 
 struct SeccompOptions {
-  SeccompMode mode = SeccompMode::kLog;  // TEMP-DISCOVERY
+  SeccompMode mode = SeccompMode::kKill;
   // --seccomp-filter FILE: a user's compiled filter (an array of struct sock_filter, as
   // seccomp_export_bpf() writes it) installed on every thread instead of Hearth's policies.
   std::optional<std::string> filter_file;
