@@ -145,6 +145,40 @@ Status MakeDevices(std::vector<DeviceNode>& devices, uid_t uid, gid_t gid,
   return Ok();
 }
 
+Result<uint64_t> MountId(const char* path) {
+  struct statx stx {};
+  if (::statx(AT_FDCWD, path, AT_NO_AUTOMOUNT, STATX_MNT_ID, &stx) != 0 ||
+      !(stx.stx_mask & STATX_MNT_ID)) {
+    return ErrnoError(std::string("statx ") + path);
+  }
+  return stx.stx_mnt_id;
+}
+
+// Detaches /old_root. umount2(MNT_DETACH) unhooks the mounts at once and then waits out an RCU
+// grace period before it returns (~10 ms here, most of the jailer's time); a short-lived helper
+// (double-forked, so never the VMM's zombie) makes that call, and the jailer goes on as soon as
+// /old_root is no longer a mount point. If that does not happen within a second (the helper's
+// umount failed), the jailer detaches synchronously and reports the error.
+Status DetachOldRoot() {
+  ASSIGN_OR_RETURN(uint64_t root_mnt, MountId("/"));
+  pid_t helper = ::fork();
+  if (helper == 0) {
+    if (::fork() == 0) _exit(::umount2("/old_root", MNT_DETACH) == 0 ? 0 : 1);
+    _exit(0);
+  }
+  if (helper > 0) {
+    ::waitpid(helper, nullptr, 0);
+    const uint64_t deadline = MonotonicMicros() + 1000000;
+    while (MonotonicMicros() < deadline) {
+      auto id = MountId("/old_root");
+      if (id.ok() && *id == root_mnt) return Ok();
+      ::sched_yield();
+    }
+  }
+  if (::umount2("/old_root", MNT_DETACH) != 0) return ErrnoError("detach the old root");
+  return Ok();
+}
+
 Status PivotIntoJail(const std::string& root) {
   if (::unshare(CLONE_NEWNS) != 0) return ErrnoError("unshare(CLONE_NEWNS)");
   // Nothing mounted from here on propagates back to the host.
@@ -157,7 +191,7 @@ Status PivotIntoJail(const std::string& root) {
   if (::mkdir("old_root", 0700) != 0 && errno != EEXIST) return ErrnoError("mkdir old_root");
   if (::syscall(SYS_pivot_root, ".", "old_root") != 0) return ErrnoError("pivot_root");
   if (::chdir("/") != 0) return ErrnoError("chdir /");
-  if (::umount2("/old_root", MNT_DETACH) != 0) return ErrnoError("detach the old root");
+  RETURN_IF_ERROR(DetachOldRoot());
   if (::rmdir("/old_root") != 0) return ErrnoError("rmdir /old_root");
   return Ok();
 }
