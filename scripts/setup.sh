@@ -9,7 +9,7 @@ packages=(
   build-essential cmake pkg-config
   libseccomp-dev nlohmann-json3-dev libcpp-httplib-dev liburing-dev
   googletest libgtest-dev libbenchmark-dev
-  util-linux iproute2
+  util-linux iproute2 curl python3 python3-yaml
 )
 # The guest kernel and root file system build needs these (one per line).
 mapfile -t guest_packages < <(grep -v '^\s*#' "${repo}/resources/packages.txt" | sed '/^\s*$/d')

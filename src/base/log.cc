@@ -19,6 +19,8 @@ struct LogSink {
   std::mutex mu;
   std::atomic<int> level{static_cast<int>(LogLevel::kWarning)};
   std::string instance = "anonymous-instance";
+  bool show_level = true;
+  bool show_origin = false;
   Fd file;  // Invalid: stderr.
 };
 
@@ -76,7 +78,13 @@ void SetThreadName(const std::string& name) {
   pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
 }
 
-void LogLine(LogLevel level, std::string_view message) {
+void SetLogDecorations(bool show_level, bool show_origin) {
+  std::lock_guard lock(Sink().mu);
+  Sink().show_level = show_level;
+  Sink().show_origin = show_origin;
+}
+
+void LogLine(LogLevel level, std::string_view message, const char* file, int line_no) {
   timespec ts{};
   clock_gettime(CLOCK_REALTIME, &ts);
   tm utc{};
@@ -86,7 +94,14 @@ void LogLine(LogLevel level, std::string_view message) {
   auto& sink = Sink();
   std::lock_guard lock(sink.mu);
   std::string line = std::string(stamp) + "." + std::to_string(ts.tv_nsec / 1000000 + 1000).substr(1) +
-                     " [" + sink.instance + ":" + t_thread_name + ":" + LevelName(level) + "] ";
+                     " [" + sink.instance + ":" + t_thread_name;
+  if (sink.show_level) line += std::string(":") + LevelName(level);
+  if (sink.show_origin && file != nullptr) {
+    std::string_view f(file);
+    if (auto src = f.rfind("src/"); src != std::string_view::npos) f = f.substr(src + 4);
+    line += ":" + std::string(f) + ":" + std::to_string(line_no);
+  }
+  line += "] ";
   line.append(message);
   line.push_back('\n');
   int fd = sink.file.valid() ? sink.file.get() : STDERR_FILENO;

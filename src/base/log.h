@@ -23,7 +23,10 @@ void SetLogInstanceId(std::string id);
 Status SetLogPath(const std::string& path);
 // Names the calling thread in log lines (and in /proc via pthread_setname_np).
 void SetThreadName(const std::string& name);
-void LogLine(LogLevel level, std::string_view message);
+// What each line carries besides time, instance and thread (PUT /logger's show_level and
+// show_log_origin). The level is shown until told otherwise.
+void SetLogDecorations(bool show_level, bool show_origin);
+void LogLine(LogLevel level, std::string_view message, const char* file = nullptr, int line = 0);
 
 }  // namespace hearth
 
@@ -32,7 +35,7 @@ void LogLine(LogLevel level, std::string_view message);
     if (::hearth::LogEnabled(level)) {                  \
       std::ostringstream hearth_log_stream_;            \
       hearth_log_stream_ << expr;                       \
-      ::hearth::LogLine(level, hearth_log_stream_.str()); \
+      ::hearth::LogLine(level, hearth_log_stream_.str(), __FILE__, __LINE__); \
     }                                                   \
   } while (0)
 #define LOG_ERROR(expr) HEARTH_LOG(::hearth::LogLevel::kError, expr)

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "base/fd.h"
+#include "config/resource_json.h"
 
 namespace hearth {
 namespace {
@@ -49,6 +50,41 @@ Result<uint64_t> GetUnsigned(const json& object, const std::string& where, const
   int64_t s = v.get<int64_t>();
   if (s < 0) return Error(where + "." + key + ": must not be negative");
   return static_cast<uint64_t>(s);
+}
+
+}  // namespace
+
+Result<TokenBucketConfig> ParseTokenBucket(const json& j, const std::string& where) {
+  if (!j.is_object()) return Error(where + ": expected an object");
+  RETURN_IF_ERROR(CheckKnownFields(j, where, {"size", "one_time_burst", "refill_time"}));
+  for (const char* required : {"size", "refill_time"}) {
+    if (!j.contains(required)) return Error(where + "." + required + ": missing");
+  }
+  TokenBucketConfig bucket;
+  ASSIGN_OR_RETURN(bucket.size, GetUnsigned(j, where, "size"));
+  ASSIGN_OR_RETURN(bucket.refill_time_ms, GetUnsigned(j, where, "refill_time"));
+  if (j.contains("one_time_burst") && !j.at("one_time_burst").is_null()) {
+    ASSIGN_OR_RETURN(bucket.one_time_burst, GetUnsigned(j, where, "one_time_burst"));
+  }
+  // int64 in Firecracker's API: larger values cannot come from a conforming client.
+  constexpr uint64_t kMax = uint64_t{INT64_MAX};
+  if (bucket.size > kMax || bucket.one_time_burst > kMax || bucket.refill_time_ms > kMax) {
+    return Error(where + ": values must fit in a signed 64-bit integer");
+  }
+  return bucket;
+}
+
+Result<RateLimiterConfig> ParseRateLimiterJson(const json& j, const std::string& where) {
+  if (!j.is_object()) return Error(where + ": expected an object");
+  RETURN_IF_ERROR(CheckKnownFields(j, where, {"bandwidth", "ops"}));
+  RateLimiterConfig limiter;
+  if (j.contains("bandwidth") && !j.at("bandwidth").is_null()) {
+    ASSIGN_OR_RETURN(limiter.bandwidth, ParseTokenBucket(j.at("bandwidth"), where + ".bandwidth"));
+  }
+  if (j.contains("ops") && !j.at("ops").is_null()) {
+    ASSIGN_OR_RETURN(limiter.ops, ParseTokenBucket(j.at("ops"), where + ".ops"));
+  }
+  return limiter;
 }
 
 Result<BootSourceConfig> ParseBootSource(const json& j) {
@@ -165,7 +201,7 @@ Result<DriveConfig> ParseDrive(const json& j, const std::string& where) {
     else return Error(where + ".io_engine: '" + engine + "' is not Sync or Async");
   }
   if (j.contains("rate_limiter") && !j.at("rate_limiter").is_null()) {
-    return Error(where + ".rate_limiter: rate limiters are not supported by this version of Hearth");
+    ASSIGN_OR_RETURN(drive.rate_limiter, ParseRateLimiterJson(j.at("rate_limiter"), where + ".rate_limiter"));
   }
   return drive;
 }
@@ -198,18 +234,57 @@ Result<NetworkInterfaceConfig> ParseNetworkInterface(const json& j, const std::s
     // VIRTIO_NET_F_MTU is not offered yet: refuse rather than ignore what the user asked for.
     return Error(where + ".mtu: not supported by this version of Hearth");
   }
-  for (const char* limiter : {"rx_rate_limiter", "tx_rate_limiter"}) {
-    if (j.contains(limiter) && !j.at(limiter).is_null()) {
-      return Error(where + "." + limiter + ": rate limiters are not supported by this version of Hearth");
-    }
+  if (j.contains("rx_rate_limiter") && !j.at("rx_rate_limiter").is_null()) {
+    ASSIGN_OR_RETURN(iface.rx_rate_limiter,
+                     ParseRateLimiterJson(j.at("rx_rate_limiter"), where + ".rx_rate_limiter"));
+  }
+  if (j.contains("tx_rate_limiter") && !j.at("tx_rate_limiter").is_null()) {
+    ASSIGN_OR_RETURN(iface.tx_rate_limiter,
+                     ParseRateLimiterJson(j.at("tx_rate_limiter"), where + ".tx_rate_limiter"));
   }
   return iface;
 }
 
+Result<VsockConfig> ParseVsock(const json& j) {
+  const std::string where = "vsock";
+  if (!j.is_object()) return Error(where + ": expected an object");
+  RETURN_IF_ERROR(CheckKnownFields(j, where, {"guest_cid", "uds_path", "vsock_id"}));
+  for (const char* required : {"guest_cid", "uds_path"}) {
+    if (!j.contains(required)) return Error(where + "." + required + ": missing");
+  }
+  VsockConfig config;
+  ASSIGN_OR_RETURN(uint64_t cid, GetUnsigned(j, where, "guest_cid"));
+  if (cid > UINT32_MAX) return Error(where + ".guest_cid: " + std::to_string(cid) + " does not fit in 32 bits");
+  config.guest_cid = static_cast<uint32_t>(cid);
+  ASSIGN_OR_RETURN(config.uds_path, GetString(j, where, "uds_path"));
+  if (j.contains("vsock_id")) {
+    ASSIGN_OR_RETURN(config.vsock_id, GetString(j, where, "vsock_id"));
+  }
+  RETURN_IF_ERROR(ValidateVsockConfig(config));
+  return config;
+}
+
+Result<MetricsConfig> ParseMetrics(const json& j) {
+  const std::string where = "metrics";
+  if (!j.is_object()) return Error(where + ": expected an object");
+  RETURN_IF_ERROR(CheckKnownFields(j, where, {"metrics_path", "emit_id"}));
+  if (!j.contains("metrics_path")) return Error(where + ".metrics_path: missing");
+  MetricsConfig config;
+  ASSIGN_OR_RETURN(config.metrics_path, GetString(j, where, "metrics_path"));
+  if (config.metrics_path.empty()) return Error(where + ".metrics_path: empty");
+  if (j.contains("emit_id")) {
+    ASSIGN_OR_RETURN(bool emit_id, GetBool(j, where, "emit_id"));
+    (void)emit_id;  // Accepted for compatibility: every flush names the instance id.
+  }
+  return config;
+}
+
+namespace {
+
 // Resources of Firecracker's configuration that Hearth does not provide (yet): refused when
 // given with content, so a VM never silently boots without something it asked for.
 const std::set<std::string> kUnsupportedResources = {
-    "vsock", "balloon", "mmds-config", "entropy", "cpu-config", "memory-hotplug", "pmem", "metrics"};
+    "balloon", "mmds-config", "entropy", "cpu-config", "memory-hotplug", "pmem"};
 
 }  // namespace
 
@@ -284,6 +359,23 @@ Status InsertNetworkInterface(std::vector<NetworkInterfaceConfig>& ifaces, Netwo
   return Ok();
 }
 
+Status ValidateVsockConfig(const VsockConfig& config) {
+  if (config.guest_cid < VsockConfig::kMinGuestCid) {
+    return Error("vsock.guest_cid: " + std::to_string(config.guest_cid) +
+                 " is reserved (0 to 2 name the hypervisor and the host); use 3 or more");
+  }
+  // sun_path holds 108 bytes including the NUL, and guest-initiated connections append "_<port>"
+  // (up to 11 more characters).
+  if (config.uds_path.empty()) return Error("vsock.uds_path: empty");
+  if (config.uds_path.size() + 11 > 107) {
+    return Error("vsock.uds_path: '" + config.uds_path + "' is too long for a UNIX socket path");
+  }
+  if (config.vsock_id) {
+    RETURN_IF_ERROR(ValidateResourceId(*config.vsock_id, "vsock.vsock_id"));
+  }
+  return Ok();
+}
+
 Status ValidateMachineConfig(const MachineConfig& config) {
   if (config.vcpu_count == 0 || config.vcpu_count > MachineConfig::kMaxVcpus) {
     return Error("machine-config.vcpu_count: " + std::to_string(config.vcpu_count) +
@@ -334,6 +426,14 @@ Result<VmResources> ParseVmConfig(std::string_view json_text) {
         if (auto s = InsertNetworkInterface(resources.network_interfaces, std::move(iface)); !s.ok()) {
           return s.error().Wrap(where);
         }
+      }
+    } else if (key == "vsock") {
+      if (!value.is_null()) {
+        ASSIGN_OR_RETURN(resources.vsock, ParseVsock(value));
+      }
+    } else if (key == "metrics") {
+      if (!value.is_null()) {
+        ASSIGN_OR_RETURN(resources.metrics, ParseMetrics(value));
       }
     } else if (kUnsupportedResources.contains(key)) {
       bool empty = value.is_null() || (value.is_array() && value.empty());

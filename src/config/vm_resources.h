@@ -38,6 +38,23 @@ struct LoggerConfig {
   bool show_log_origin = false;
 };
 
+// One token bucket of a rate limiter (Firecracker's TokenBucket): `size` tokens (bytes or
+// operations) refilled over `refill_time_ms`, plus a one-time initial burst. A bucket with size 0
+// or refill_time_ms 0 does not limit.
+struct TokenBucketConfig {
+  uint64_t size = 0;
+  uint64_t one_time_burst = 0;
+  uint64_t refill_time_ms = 0;
+  bool operator==(const TokenBucketConfig&) const = default;
+};
+
+// Firecracker's RateLimiter: a bandwidth bucket (bytes) and an ops bucket (requests/frames).
+struct RateLimiterConfig {
+  std::optional<TokenBucketConfig> bandwidth;
+  std::optional<TokenBucketConfig> ops;
+  bool operator==(const RateLimiterConfig&) const = default;
+};
+
 enum class CacheType { kUnsafe, kWriteback };
 enum class IoEngine { kSync, kAsync };
 
@@ -49,6 +66,7 @@ struct DriveConfig {
   std::optional<std::string> partuuid;
   CacheType cache_type = CacheType::kUnsafe;
   IoEngine io_engine = IoEngine::kSync;
+  std::optional<RateLimiterConfig> rate_limiter;
 };
 
 struct NetworkInterfaceConfig {
@@ -56,6 +74,21 @@ struct NetworkInterfaceConfig {
   std::string host_dev_name;
   std::optional<std::array<uint8_t, 6>> guest_mac;
   std::optional<uint16_t> mtu;
+  std::optional<RateLimiterConfig> rx_rate_limiter;
+  std::optional<RateLimiterConfig> tx_rate_limiter;
+};
+
+// virtio-vsock with Firecracker's host side: host-initiated connections arrive on `uds_path`
+// (`CONNECT <port>\n`), guest-initiated ones go to `<uds_path>_<port>`.
+struct VsockConfig {
+  static constexpr uint32_t kMinGuestCid = 3;
+  uint32_t guest_cid = 0;
+  std::string uds_path;
+  std::optional<std::string> vsock_id;  // Deprecated in Firecracker; accepted and kept.
+};
+
+struct MetricsConfig {
+  std::string metrics_path;
 };
 
 struct VmResources {
@@ -64,6 +97,8 @@ struct VmResources {
   std::optional<LoggerConfig> logger;
   std::vector<DriveConfig> drives;  // The root device, if any, first.
   std::vector<NetworkInterfaceConfig> network_interfaces;
+  std::optional<VsockConfig> vsock;
+  std::optional<MetricsConfig> metrics;
 };
 
 // Resource ids (drive_id, iface_id): 1 to 64 characters of [A-Za-z0-9_], as Firecracker's.
@@ -82,6 +117,7 @@ inline constexpr std::string_view kDefaultBootArgs =
     "i8042.dumbkbd";
 
 Status ValidateMachineConfig(const MachineConfig& config);
+Status ValidateVsockConfig(const VsockConfig& config);
 
 // Parses a whole config file body (Firecracker's FullVmConfiguration shape).
 Result<VmResources> ParseVmConfig(std::string_view json_text);

@@ -27,6 +27,9 @@ void AddApiRules(SeccompPolicy& p) {
   p.Allow(SCMP_SYS(shutdown));
   p.AllowIf(SCMP_SYS(setsockopt), {SCMP_A1(SCMP_CMP_EQ, SOL_SOCKET)});  // SO_RCVTIMEO/SNDTIMEO
   p.Allow(SCMP_SYS(getsockopt));
+  // The request's remote and local addresses (httplib fills them in for every connection).
+  p.Allow(SCMP_SYS(getpeername));
+  p.Allow(SCMP_SYS(getsockname));
   // Non-blocking mode on a connection (F_GETFL, F_SETFL) and nothing else of fcntl.
   p.AllowIf(SCMP_SYS(fcntl), {SCMP_A1(SCMP_CMP_EQ, F_GETFL)});
   p.AllowIf(SCMP_SYS(fcntl), {SCMP_A1(SCMP_CMP_EQ, F_SETFL)});

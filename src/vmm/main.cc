@@ -1,5 +1,6 @@
 // hearth: the micro-VM monitor's command line, Firecracker-compatible where the flags overlap.
 #include <signal.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -12,11 +13,15 @@
 #include "base/clock.h"
 #include "base/fd.h"
 #include "base/log.h"
+#include "base/version.h"
 #include "config/vm_resources.h"
 #include "seccomp/seccomp.h"
 #include "vmm/console.h"
 #include "vmm/host_kind.h"
 #include "vmm/microvm.h"
+#include "vmm/vmm_controller.h"
+#include "api/action_channel.h"
+#include "api/api_server.h"
 
 namespace hearth {
 namespace {
@@ -31,10 +36,13 @@ constexpr int kExitBadConfiguration = 153;
 constexpr int kExitArgumentParsing = 154;
 
 constexpr const char* kUsage =
-    "usage: hearth --no-api --config-file FILE [options]\n"
+    "usage: hearth --api-sock PATH [--config-file FILE] [options]\n"
+    "       hearth --no-api --config-file FILE [options]\n"
     "\n"
-    "  --config-file FILE     VM configuration (Firecracker's JSON shape)\n"
+    "  --api-sock PATH        serve Firecracker's REST API on this UNIX socket\n"
+    "  --config-file FILE     VM configuration (Firecracker's JSON shape): boot it at once\n"
     "  --no-api               run without the API socket (requires --config-file)\n"
+    "  --metrics-path PATH    write metrics (one JSON object per flush) to this file or FIFO\n"
     "  --id ID                instance id used in logs (default anonymous-instance)\n"
     "  --boot-timer           log the time from start to the guest's boot-complete signal\n"
     "  --level LEVEL          log level: Error, Warning, Info (default), Debug\n"
@@ -58,6 +66,7 @@ struct Args {
   bool boot_timer = false;
   std::string level = "Info";
   std::optional<std::string> log_path;
+  std::optional<std::string> metrics_path;
   std::string host_kind = "auto";
   bool print_host_kind = false;
   bool help = false;
@@ -93,7 +102,8 @@ Result<Args> ParseArgs(int argc, char** argv) {
   const std::map<std::string, std::string*> valued = {
       {"--config-file", nullptr}, {"--api-sock", nullptr}, {"--id", &args.id},
       {"--level", &args.level},   {"--log-path", nullptr}, {"--host-kind", &args.host_kind},
-      {"--seccomp-filter", nullptr}, {"--start-time-us", nullptr}, {"--start-time-cpu-us", nullptr},
+      {"--metrics-path", nullptr}, {"--seccomp-filter", nullptr}, {"--start-time-us", nullptr},
+      {"--start-time-cpu-us", nullptr},
   };
   const std::map<std::string, bool*> flags = {
       {"--no-api", &args.no_api},       {"--boot-timer", &args.boot_timer},
@@ -131,6 +141,7 @@ Result<Args> ParseArgs(int argc, char** argv) {
     if (arg == "--config-file") args.config_file = value;
     else if (arg == "--api-sock") args.api_sock = value;
     else if (arg == "--log-path") args.log_path = value;
+    else if (arg == "--metrics-path") args.metrics_path = value;
     else if (arg == "--seccomp-filter") args.seccomp.filter_file = value;
     else if (arg == "--start-time-us") args.start_time_us = value;
     else if (arg == "--start-time-cpu-us") args.start_time_cpu_us = value;
@@ -166,7 +177,7 @@ int RunMain(int argc, char** argv) {
     return kExitOk;
   }
   if (args.version) {
-    std::puts("hearth v0.1.0");
+    std::printf("hearth v%s\n", kHearthVersion);
     return kExitOk;
   }
   auto host_kind = ResolveHostKind(args.host_kind);
@@ -184,26 +195,20 @@ int RunMain(int argc, char** argv) {
       return Fail(kExitArgumentParsing, "--log-path: " + s.error().message());
     }
   }
-  if (args.api_sock || !args.no_api) {
-    return Fail(kExitArgumentParsing,
-                "the API socket is not available yet: run with --no-api --config-file FILE");
+  if (args.no_api && args.api_sock) return Fail(kExitArgumentParsing, "--no-api and --api-sock exclude each other");
+  if (args.no_api && !args.config_file) return Fail(kExitArgumentParsing, "--no-api needs --config-file");
+  if (!args.no_api && !args.api_sock) {
+    return Fail(kExitArgumentParsing, "give --api-sock PATH, or --no-api with --config-file FILE");
   }
-  if (!args.config_file) return Fail(kExitArgumentParsing, "--no-api needs --config-file");
 
   LOG_DEBUG("start-up: arguments parsed at " << MonotonicMicros() - ProcessStartMicros() << " us");
-  auto resources = LoadVmConfigFile(*args.config_file);
-  if (!resources.ok()) return Fail(kExitBadConfiguration, resources.error().message());
-  if (resources->logger) {
-    const LoggerConfig& logger = *resources->logger;
-    if (logger.level) {
-      auto l = ParseLogLevel(*logger.level);
-      if (!l.ok()) return Fail(kExitBadConfiguration, "logger.level: " + l.error().message());
-      SetLogLevel(*l);
-    }
-    if (logger.log_path) {
-      if (auto s = SetLogPath(*logger.log_path); !s.ok()) {
-        return Fail(kExitBadConfiguration, "logger.log_path: " + s.error().message());
-      }
+  std::optional<VmResources> resources;
+  if (args.config_file) {
+    auto loaded = LoadVmConfigFile(*args.config_file);
+    if (!loaded.ok()) return Fail(kExitBadConfiguration, loaded.error().message());
+    resources = std::move(loaded).value();
+    if (args.metrics_path && resources->metrics) {
+      return Fail(kExitBadConfiguration, "metrics: given both in the config file and with --metrics-path");
     }
   }
 
@@ -218,32 +223,109 @@ int RunMain(int argc, char** argv) {
   sigemptyset(&sa.sa_mask);
   for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaction(sig, &sa, nullptr);
 
-  // Compiled once here; each thread installs its own before it runs anything from the guest.
+  // Compiled once here; each thread installs its own before it handles a guest or a client.
   auto seccomp = SeccompFilters::Build(args.seccomp);
   if (!seccomp.ok()) return Fail(kExitArgumentParsing, seccomp.error().message());
+  const std::shared_ptr<const SeccompFilters> filters = *seccomp;
 
-  MicroVmOptions options;
-  if ((*seccomp)->enabled()) {
-    std::shared_ptr<const SeccompFilters> filters = *seccomp;
-    options.on_vcpu_thread_start = [filters] { return filters->Install(SeccompThreadKind::kVcpu); };
-    options.on_event_loop_start = [filters] { return filters->Install(SeccompThreadKind::kVmm); };
+  auto loop = EventLoop::Create();
+  if (!loop.ok()) return Fail(kExitVmmError, loop.error().message());
+  ApiMetrics api_metrics;
+  ControllerOptions options;
+  options.instance_id = args.id;
+  options.vm_options.host_kind = *host_kind;
+  options.vm_options.boot_timer = args.boot_timer;
+  if (filters->enabled()) {
+    options.vm_options.on_vcpu_thread_start = [filters] { return filters->Install(SeccompThreadKind::kVcpu); };
+    options.vm_options.on_event_loop_start = [filters] { return filters->Install(SeccompThreadKind::kVmm); };
   }
-  options.host_kind = *host_kind;
-  options.boot_timer = args.boot_timer;
-  options.stop_event_fd = stop_event->get();
-  BuildError build_error{BuildStage::kHost, Error("")};
-  auto vm = MicroVm::Create(*resources, options, &build_error);
-  if (!vm) {
-    return Fail(build_error.stage == BuildStage::kConfiguration ? kExitBadConfiguration : kExitVmmError,
-                build_error.error.message());
+  options.api_metrics = &api_metrics;
+  bool vm_stopped = false;
+  VmmController controller(options, *loop, [&] {
+    vm_stopped = true;
+    loop->Stop();
+  });
+  bool signalled = false;
+  if (auto s = loop->Add(stop_event->get(), EPOLLIN, [&](uint32_t) {
+        (void)stop_event->Consume();
+        signalled = true;
+        if (controller.started()) {
+          controller.RequestStop("the VMM was asked to stop by a signal");
+        } else {
+          loop->Stop();
+        }
+      });
+      !s.ok()) {
+    return Fail(kExitVmmError, s.error().message());
   }
-  Result<RunOutcome> outcome = Error("not run");
-  {
-    RawTerminal raw(STDIN_FILENO);
-    outcome = vm->Run();
+  if (args.metrics_path) {
+    VmResources metrics_only;
+    metrics_only.metrics = MetricsConfig{*args.metrics_path};
+    if (auto s = controller.ConfigureFromFile(metrics_only); !s.ok()) {
+      return Fail(kExitArgumentParsing, "--metrics-path: " + s.error().message());
+    }
   }
-  vm.reset();
-  if (!outcome.ok()) return Fail(kExitVmmError, outcome.error().message());
+
+  std::unique_ptr<ActionChannel> channel;
+  std::unique_ptr<ApiServer> server;
+  if (args.api_sock) {
+    auto created = ActionChannel::Create();
+    if (!created.ok()) return Fail(kExitVmmError, created.error().message());
+    channel = std::move(created).value();
+    ActionChannel* raw_channel = channel.get();
+    if (auto s = loop->Add(channel->fd(), EPOLLIN, [&controller, raw_channel](uint32_t) {
+          raw_channel->Serve([&controller](const ApiAction& action) { return controller.Handle(action); });
+        });
+        !s.ok()) {
+      return Fail(kExitVmmError, s.error().message());
+    }
+    std::function<void()> api_thread_start;
+    if (filters->enabled()) {
+      api_thread_start = [filters] {
+        // An API thread without its filter must not serve: end the VMM.
+        if (auto s = filters->Install(SeccompThreadKind::kApi); !s.ok()) {
+          std::fprintf(stderr, "hearth: error: %s\n", s.error().message().c_str());
+          std::_Exit(kExitVmmError);
+        }
+      };
+    }
+    auto made = ApiServer::Create({*args.api_sock, channel.get(), &api_metrics, api_thread_start});
+    if (!made.ok()) return Fail(kExitVmmError, made.error().message());
+    server = std::move(made).value();
+    server->Start();
+    LOG_INFO("API server listening on " << *args.api_sock);
+  }
+
+  RawTerminal raw(STDIN_FILENO);
+  if (resources) {
+    if (auto s = controller.ConfigureFromFile(*resources); !s.ok()) {
+      return Fail(kExitBadConfiguration, s.error().message());
+    }
+    BuildStage stage = BuildStage::kHost;
+    auto started = controller.StartInstance(&stage);
+    if (!started.ok()) {
+      if (channel) channel->Close("the VMM is shutting down");
+      return Fail(stage == BuildStage::kConfiguration ? kExitBadConfiguration : kExitVmmError,
+                  started.error().message());
+    }
+  }
+
+  Status ran = loop->Run();
+  if (channel) channel->Close("the VMM is shutting down");
+  std::optional<RunOutcome> outcome;
+  if (controller.started()) outcome = controller.StopVm();
+  if (auto s = controller.FlushMetrics(); !s.ok() && s.error().message().find("not initialized") == std::string::npos) {
+    LOG_WARN(s.error().message());
+  }
+  if (server) server->Stop();
+  if (!ran.ok()) return Fail(kExitVmmError, ran.error().message());
+  if (!outcome) {
+    // Stopped by a signal before any VM ran.
+    LOG_INFO("VMM stopped by a signal before the microVM started");
+    return 128 + g_stop_signal;
+  }
+  (void)vm_stopped;
+  (void)signalled;
   switch (outcome->kind) {
     case ExitKind::kPowerOff:
     case ExitKind::kReset:

@@ -148,8 +148,13 @@ Status MicroVm::BuildDevices() {
       kbd_irq, [exit] { exit->Request(ExitKind::kReset, "the guest reset the CPU through the i8042"); });
   RETURN_IF_ERROR(pio_.Insert(i8042_, kI8042Port, I8042::kRangeLength));
 
-  std::function<void()> on_boot;
-  if (options_.boot_timer) on_boot = LogBootTime;
+  auto boot_signal = boot_signal_us_;
+  const bool log_boot = options_.boot_timer;
+  std::function<void()> on_boot = [boot_signal, log_boot] {
+    uint64_t expected = 0;
+    boot_signal->compare_exchange_strong(expected, MonotonicMicros());
+    if (log_boot) LogBootTime();
+  };
   RETURN_IF_ERROR(pio_.Insert(std::make_shared<LockedDevice<BootTimer>>(on_boot), kBootTimerPort, 1));
   RETURN_IF_ERROR(pio_.Insert(
       std::make_shared<LockedDevice<PowerPort>>(
@@ -170,9 +175,11 @@ Status MicroVm::BuildVirtioDevices(const VmResources& resources, Cmdline& cmdlin
     param += root.is_read_only ? " ro" : " rw";
     if (auto s = cmdline.Append(param); !s.ok()) return s.error().Wrap("boot-source.boot_args");
   }
+  if (resources.vsock) return Error("vsock: the vsock device is not wired into the VM yet");
   for (size_t i = 0; i < resources.drives.size(); ++i) {
     const DriveConfig& drive = resources.drives[i];
     const std::string where = "drives[" + std::to_string(i) + "] (" + drive.drive_id + ")";
+    if (drive.rate_limiter) return Error(where + ".rate_limiter: rate limiters are not wired in yet");
     BlockOptions options;
     options.drive_id = drive.drive_id;
     options.path = drive.path_on_host;
@@ -190,6 +197,9 @@ Status MicroVm::BuildVirtioDevices(const VmResources& resources, Cmdline& cmdlin
   for (size_t i = 0; i < resources.network_interfaces.size(); ++i) {
     const NetworkInterfaceConfig& iface = resources.network_interfaces[i];
     const std::string where = "network-interfaces[" + std::to_string(i) + "] (" + iface.iface_id + ")";
+    if (iface.rx_rate_limiter || iface.tx_rate_limiter) {
+      return Error(where + ": rate limiters are not wired in yet");
+    }
     NetOptions options;
     options.iface_id = iface.iface_id;
     options.host_dev_name = iface.host_dev_name;
@@ -251,25 +261,77 @@ void MicroVm::OnConsoleInput(EventLoop& loop) {
 
 Result<RunOutcome> MicroVm::Run() {
   ASSIGN_OR_RETURN(EventLoop loop, EventLoop::Create());
-  RETURN_IF_ERROR(loop.Add(exit_->fd(), EPOLLIN, [&loop](uint32_t) { loop.Stop(); }));
   if (options_.stop_event_fd >= 0) {
     RETURN_IF_ERROR(loop.Add(options_.stop_event_fd, EPOLLIN, [this](uint32_t) {
       exit_->Request(ExitKind::kSignal, "the VMM was asked to stop by a signal");
     }));
   }
-  RETURN_IF_ERROR(loop.Add(serial_rx_space_->get(), EPOLLIN, [this, &loop](uint32_t) {
+  if (auto s = Start(loop, [&loop] { loop.Stop(); }); !s.ok()) {
+    Stop();
+    return s.error();
+  }
+  Status ran = loop.Run();
+  RunOutcome outcome = Stop();
+  if (!ran.ok()) return ran.error();
+  return outcome;
+}
+
+Status MicroVm::Start(EventLoop& loop, std::function<void()> on_stop) {
+  loop_ = &loop;
+  RETURN_IF_ERROR(loop.Add(exit_->fd(), EPOLLIN, [on_stop = std::move(on_stop)](uint32_t) { on_stop(); }));
+  RETURN_IF_ERROR(loop.Add(serial_rx_space_->get(), EPOLLIN, [this](uint32_t) {
     (void)serial_rx_space_->Consume();
-    if (!loop.Watching(options_.console_in)) (void)WatchConsoleInput(loop);
+    if (!paused_ && !loop_->Watching(options_.console_in)) (void)WatchConsoleInput(*loop_);
   }));
   RETURN_IF_ERROR(WatchConsoleInput(loop));
   RETURN_IF_ERROR(virtio_->Watch(loop));
-
+  start_micros_ = MonotonicMicros();
   for (auto& vcpu : vcpus_) vcpu->Start();
-  Status ran = options_.on_event_loop_start ? options_.on_event_loop_start() : Ok();
-  if (ran.ok()) ran = loop.Run();
+  // The VMM thread's filter, now that the vCPU threads exist (they must not inherit it).
+  if (options_.on_event_loop_start) RETURN_IF_ERROR(options_.on_event_loop_start());
+  return Ok();
+}
+
+RunOutcome MicroVm::Stop() {
   for (auto& vcpu : vcpus_) vcpu->StopAndJoin();
-  if (!ran.ok()) return ran.error();
+  if (loop_) {
+    (void)loop_->Remove(exit_->fd());
+    (void)loop_->Remove(serial_rx_space_->get());
+    if (options_.console_in >= 0) (void)loop_->Remove(options_.console_in);
+    virtio_->Unwatch(*loop_);
+  }
+  if (!exit_->requested()) return RunOutcome{ExitKind::kVmmError, "the VM was stopped before it ran"};
   return RunOutcome{exit_->kind(), exit_->message()};
 }
+
+Status MicroVm::Pause() {
+  if (paused_) return Ok();
+  for (auto& vcpu : vcpus_) {
+    if (auto s = vcpu->Pause(); !s.ok()) {
+      for (auto& v : vcpus_) v->Resume();
+      return s.error().Wrap("pause");
+    }
+  }
+  // Devices stop too: queue kicks and backend events wait in their eventfds until resume.
+  if (loop_) {
+    virtio_->Unwatch(*loop_);
+    if (options_.console_in >= 0) (void)loop_->Remove(options_.console_in);
+  }
+  paused_ = true;
+  return Ok();
+}
+
+Status MicroVm::Resume() {
+  if (!paused_) return Ok();
+  if (loop_) {
+    RETURN_IF_ERROR(virtio_->Watch(*loop_));
+    RETURN_IF_ERROR(WatchConsoleInput(*loop_));
+  }
+  paused_ = false;
+  for (auto& vcpu : vcpus_) vcpu->Resume();
+  return Ok();
+}
+
+void MicroVm::SendCtrlAltDel() { i8042_->With([](I8042& k) { k.SendCtrlAltDel(); }); }
 
 }  // namespace hearth

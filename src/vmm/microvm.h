@@ -3,6 +3,7 @@
 // guest stops or the VMM is told to stop, and reports why.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -59,8 +60,29 @@ class MicroVm {
                                          const MicroVmOptions& options, BuildError* error);
   ~MicroVm();
 
+  // Runs the VM on its own event loop on the calling thread until it stops (--no-api).
   Result<RunOutcome> Run();
+
+  // Registers the VM's event sources on `loop` (the VMM thread's) and starts the vCPUs.
+  // `on_stop` runs on that thread once the guest or a vCPU asked the VM to stop.
+  Status Start(EventLoop& loop, std::function<void()> on_stop);
+  // Stops the vCPUs and says why the VM stopped. After Start().
+  RunOutcome Stop();
+  // Asks the VM to stop from the VMM thread (e.g. a signal to the VMM).
+  void RequestStop(ExitKind kind, std::string message) { exit_->Request(kind, std::move(message)); }
+
+  // All vCPUs parked (each reported back) and devices no longer served, or the reverse.
+  Status Pause();
+  Status Resume();
+  bool paused() const { return paused_; }
+  void SendCtrlAltDel();
+
   const std::string& cmdline() const { return cmdline_; }
+  MmioDevices& devices() { return *virtio_; }
+  const std::vector<std::unique_ptr<Vcpu>>& vcpus() const { return vcpus_; }
+  uint64_t start_micros() const { return start_micros_; }
+  // When the guest first wrote the boot-timer port (monotonic us), or 0.
+  uint64_t boot_signal_micros() const { return boot_signal_us_->load(); }
 
  private:
   MicroVm() = default;
@@ -84,6 +106,10 @@ class MicroVm {
   std::unique_ptr<MmioDevices> virtio_;
   std::vector<std::unique_ptr<Vcpu>> vcpus_;
   bool console_eof_ = false;
+  EventLoop* loop_ = nullptr;  // Set by Start().
+  bool paused_ = false;
+  uint64_t start_micros_ = 0;
+  std::shared_ptr<std::atomic<uint64_t>> boot_signal_us_ = std::make_shared<std::atomic<uint64_t>>(0);
 };
 
 }  // namespace hearth

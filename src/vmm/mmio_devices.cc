@@ -59,4 +59,19 @@ Status MmioDevices::Watch(EventLoop& loop) {
   return Ok();
 }
 
+void MmioDevices::Unwatch(EventLoop& loop) {
+  for (auto& a : attached_) {
+    for (const auto& event : a.queue_events) (void)loop.Remove(event.get());
+    auto sources = a.transport->With([](MmioTransport& t) { return t.device().event_sources(); });
+    for (const auto& source : sources) (void)loop.Remove(source.fd);
+  }
+}
+
+MmioDevices::Attached* MmioDevices::Find(const std::string& id) {
+  for (auto& a : attached_) {
+    if (a.id == id) return &a;
+  }
+  return nullptr;
+}
+
 }  // namespace hearth

@@ -44,6 +44,10 @@ class MmioDevices {
                 Cmdline& cmdline);
   // Watches every queue kick and device event source on `loop` (the VMM thread).
   Status Watch(EventLoop& loop);
+  // Stops watching them (pause, teardown); kicks wait in their eventfds meanwhile.
+  void Unwatch(EventLoop& loop);
+  // The device attached under `id`, or null.
+  Attached* Find(const std::string& id);
   const std::vector<Attached>& attached() const { return attached_; }
 
  private:

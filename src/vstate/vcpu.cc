@@ -44,6 +44,7 @@ void Vcpu::Start() {
 
 void Vcpu::Kick() {
   stop_.store(true, std::memory_order_release);
+  park_cv_.notify_all();
   // immediate_exit covers the window between the stop check and entering KVM_RUN; the signal
   // covers a vCPU already inside it.
   kvm_vcpu_.SetImmediateExit(true);
@@ -56,6 +57,60 @@ void Vcpu::StopAndJoin() {
   thread_.join();
 }
 
+Status Vcpu::Pause() {
+  const std::string who = "vCPU " + std::to_string(kvm_vcpu_.id());
+  std::unique_lock lock(park_mu_);
+  if (!thread_.joinable() || finished_) return Error(who + ": not running, cannot pause");
+  if (parked_) return Ok();
+  pause_requested_.store(true, std::memory_order_release);
+  // As in Kick(): immediate_exit for the window before KVM_RUN, the signal for inside it.
+  kvm_vcpu_.SetImmediateExit(true);
+  pthread_kill(thread_.native_handle(), KickSignal());
+  park_cv_.wait(lock, [this] { return parked_ || finished_; });
+  if (!parked_) return Error(who + ": the vCPU stopped while being paused");
+  return Ok();
+}
+
+void Vcpu::Resume() {
+  {
+    std::lock_guard lock(park_mu_);
+    pause_requested_.store(false, std::memory_order_release);
+  }
+  park_cv_.notify_all();
+}
+
+bool Vcpu::paused() const {
+  std::lock_guard lock(park_mu_);
+  return parked_;
+}
+
+bool Vcpu::ParkWhilePaused() {
+  std::unique_lock lock(park_mu_);
+  parked_ = true;
+  park_cv_.notify_all();
+  park_cv_.wait(lock, [this] {
+    return !pause_requested_.load(std::memory_order_acquire) || stop_.load(std::memory_order_acquire);
+  });
+  parked_ = false;
+  if (stop_.load(std::memory_order_acquire)) return false;
+  kvm_vcpu_.SetImmediateExit(false);
+  return true;
+}
+
+void Vcpu::CountExit(uint32_t reason) {
+  auto bump = [](std::atomic<uint64_t>& c) { c.fetch_add(1, std::memory_order_relaxed); };
+  switch (reason) {
+    case KVM_EXIT_IO: bump(exit_counts_.io); break;
+    case KVM_EXIT_MMIO: bump(exit_counts_.mmio); break;
+    case KVM_EXIT_HLT: bump(exit_counts_.hlt); break;
+    case KVM_EXIT_SHUTDOWN: bump(exit_counts_.shutdown); break;
+    case KVM_EXIT_SYSTEM_EVENT: bump(exit_counts_.system_event); break;
+    case KVM_EXIT_INTERNAL_ERROR: bump(exit_counts_.internal_error); break;
+    case KVM_EXIT_INTR: bump(exit_counts_.interrupted); break;
+    default: bump(exit_counts_.other); break;
+  }
+}
+
 void Vcpu::RunLoop() {
   if (ctx_.on_thread_start) {
     if (auto s = ctx_.on_thread_start(); !s.ok()) {
@@ -66,6 +121,14 @@ void Vcpu::RunLoop() {
   SetThreadName("fc_vcpu " + std::to_string(kvm_vcpu_.id()));
   LOG_DEBUG("start-up: vCPU " << kvm_vcpu_.id() << " entering the guest at "
                               << MonotonicMicros() - ProcessStartMicros() << " us");
+  struct FinishedMark {
+    Vcpu* vcpu;
+    ~FinishedMark() {
+      std::lock_guard lock(vcpu->park_mu_);
+      vcpu->finished_ = true;
+      vcpu->park_cv_.notify_all();
+    }
+  } finished_mark{this};
   while (!stop_.load(std::memory_order_acquire)) {
     auto ran = kvm_vcpu_.Run();
     if (!ran.ok()) {
@@ -73,8 +136,17 @@ void Vcpu::RunLoop() {
                          "vCPU " + std::to_string(kvm_vcpu_.id()) + ": " + ran.error().message());
       return;
     }
-    if (!*ran) continue;  // Interrupted: look at the stop flag again.
+    if (!*ran) {
+      // Interrupted. A pause parks only here: this KVM_RUN (entered with immediate_exit) has
+      // completed any port or MMIO access the previous exit left pending.
+      exit_counts_.interrupted.fetch_add(1, std::memory_order_relaxed);
+      if (pause_requested_.load(std::memory_order_acquire) && !stop_.load(std::memory_order_acquire)) {
+        if (!ParkWhilePaused()) return;
+      }
+      continue;
+    }
     exits_.fetch_add(1, std::memory_order_relaxed);
+    CountExit(kvm_vcpu_.run_page()->exit_reason);
     if (!HandleExit()) return;
   }
 }

@@ -4,9 +4,11 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <thread>
 
 #include "bus/bus.h"
@@ -28,6 +30,18 @@ struct VcpuContext {
   std::function<Status()> on_thread_start;
 };
 
+// vCPU exits by kind, for the metrics file. Written by the vCPU thread, read by any.
+struct VcpuExitCounts {
+  std::atomic<uint64_t> io{0};
+  std::atomic<uint64_t> mmio{0};
+  std::atomic<uint64_t> hlt{0};
+  std::atomic<uint64_t> shutdown{0};
+  std::atomic<uint64_t> system_event{0};
+  std::atomic<uint64_t> internal_error{0};
+  std::atomic<uint64_t> interrupted{0};
+  std::atomic<uint64_t> other{0};
+};
+
 class Vcpu {
  public:
   // The signal that kicks a vCPU out of KVM_RUN. InstallKickHandler() once per process.
@@ -44,10 +58,21 @@ class Vcpu {
   void Start();
   void Kick();
   void StopAndJoin();
+  // Stops the vCPU outside KVM_RUN and returns once it is parked, with any I/O it was in the
+  // middle of completed (KVM_RUN is entered once more with immediate_exit set), so its state
+  // can be read. Fails if the vCPU thread has ended. Idempotent.
+  Status Pause();
+  // Lets a paused vCPU enter the guest again where it stopped.
+  void Resume();
+  bool paused() const;
   uint64_t exit_count() const { return exits_.load(std::memory_order_relaxed); }
+  const VcpuExitCounts& exit_counts() const { return exit_counts_; }
 
  private:
   void RunLoop();
+  // Parks the calling vCPU thread while a pause is requested. Returns false if asked to stop.
+  bool ParkWhilePaused();
+  void CountExit(uint32_t reason);
   // Returns false when the loop must end.
   bool HandleExit();
   bool HandleIo(kvm_run* run);
@@ -58,7 +83,13 @@ class Vcpu {
   VcpuContext ctx_;
   std::thread thread_;
   std::atomic<bool> stop_{false};
+  std::atomic<bool> pause_requested_{false};
   std::atomic<uint64_t> exits_{0};
+  VcpuExitCounts exit_counts_;
+  mutable std::mutex park_mu_;
+  std::condition_variable park_cv_;
+  bool parked_ = false;    // Guarded by park_mu_.
+  bool finished_ = false;  // Guarded by park_mu_: the thread left RunLoop.
 };
 
 }  // namespace hearth

@@ -17,6 +17,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "tests/jailer/jail_libraries.h"
 #include "tests/jailer/spawn.h"
 #include "tests/support/process.h"
 #include "tests/support/temp_dir.h"
@@ -77,6 +78,8 @@ class Jail {
         << R"({"boot-source": {"kernel_image_path": "/guest.elf"},)"
         << R"( "machine-config": {"vcpu_count": 1, "mem_size_mib": 32})" << extra_config << "}";
     fs::permissions(root_ + "/guest.elf", fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read);
+    // The operator's part of the host setup for a dynamically linked hearth.
+    if (!PutLibrariesInJail(HearthBinary(), root_)) ADD_FAILURE() << "cannot put hearth's libraries in the jail";
   }
   ~Jail() {
     for (const char* h : {"cpu", "pids"}) {

@@ -9,10 +9,14 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdio>
+#include <nlohmann/json.hpp>
+#include <thread>
 #include <string>
 
 #include "tests/linux/linux_guest.h"
+#include "tests/support/api_client.h"
 #include "tests/support/process.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/vm_config.h"
@@ -66,24 +70,35 @@ TEST(LinuxGuestBoot, TwoVcpusMemoryBootTimerAndPowerOff) {
   EXPECT_THAT(r.err, HasSubstr("VM stopped: the guest powered off"));
 }
 
-// Boot 2: one vCPU; the agent's reboot with `reboot=k` resets through the
-// i8042, which also ends hearth with 0.
-TEST(LinuxGuestBoot, RebootThroughI8042) {
+// Boot 2, driven through the REST API as an orchestrator would: configure, InstanceStart, pause
+// the booting kernel (nothing runs while paused), resume; the agent's reboot with `reboot=k`
+// resets through the i8042, which ends hearth with 0.
+TEST(LinuxGuestBoot, ThroughTheApiWithPauseResumeAndRebootThroughI8042) {
   RecordHostKind();
   auto kernel = GuestArtifact("vmlinux");
   auto initrd = GuestArtifact("initramfs.cpio");
   ASSERT_TRUE(kernel && initrd);
   TempDir dir;
-  VmConfigJson config = InitramfsConfig(
-      *kernel, *initrd, "hearth_agent.checks=cpus hearth_agent.action=reboot");
-  config.Vcpus(1).MemMib(128);
-  ProcessResult r = BootLinux(dir, LinuxConfig(config, {}, {}), "boot");
-  ASSERT_TRUE(r.ExitedWith(0)) << r.Describe();
-  const std::string cpus = LineStartingWith(r, "hearth-agent: cpus ");
-  EXPECT_EQ(Field(cpus, "online"), "1") << cpus;
-  EXPECT_THAT(r.out, HasSubstr("hearth-agent: action reboot"));
-  EXPECT_THAT(r.err, HasSubstr("the guest reset the CPU through the i8042"))
-      << r.Describe();
+  HearthApiProcess vmm(dir);
+  ASSERT_TRUE(vmm.ready()) << vmm.Stderr();
+  const std::string boot_args = std::string(kBaseBootArgs) + " hearth_agent.checks=cpus hearth_agent.action=reboot";
+  nlohmann::json boot{{"kernel_image_path", *kernel}, {"initrd_path", *initrd}, {"boot_args", boot_args}};
+  ASSERT_EQ(vmm.Call("PUT", "/boot-source", boot.dump()).status, 204);
+  ASSERT_EQ(vmm.Call("PUT", "/machine-config", R"({"vcpu_count":1,"mem_size_mib":128})").status, 204);
+  ASSERT_EQ(vmm.Call("PUT", "/actions", R"({"action_type":"InstanceStart"})").status, 204);
+  ASSERT_TRUE(vmm.WaitForOutput("Linux version", std::chrono::seconds(120))) << vmm.Stderr();
+  ASSERT_EQ(vmm.Call("PATCH", "/vm", R"({"state":"Paused"})").status, 204);
+  const std::string at_pause = vmm.Stdout();
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  EXPECT_EQ(vmm.Stdout(), at_pause) << "the guest kernel ran while paused";
+  ASSERT_EQ(vmm.Call("PATCH", "/vm", R"({"state":"Resumed"})").status, 204);
+  auto code = vmm.Wait(kLinuxRunTimeout);
+  ASSERT_TRUE(code.has_value()) << "the guest did not finish booting after resume\n" << vmm.Stdout();
+  EXPECT_EQ(*code, 0) << vmm.Stdout() << vmm.Stderr();
+  const std::string out = vmm.Stdout();
+  EXPECT_THAT(out, HasSubstr("hearth-agent: cpus online=1"));
+  EXPECT_THAT(out, HasSubstr("hearth-agent: action reboot"));
+  EXPECT_THAT(vmm.Stderr(), HasSubstr("the guest reset the CPU through the i8042"));
 }
 
 // Boot 3: a guest kernel panic reaches hearth through the agent's panic

@@ -207,14 +207,67 @@ TEST(VmConfig, EmptyUnsupportedResourcesAccepted) {
 
 TEST(VmConfig, UnsupportedResourcesWithContentRefused) {
   EXPECT_ERROR_CONTAINS(
-      ParseVmConfig(R"({"boot-source": {"kernel_image_path": "/k"}, "vsock": {"guest_cid": 3, "uds_path": "/v"}})"),
-      "vsock: not supported by this version of Hearth");
-  EXPECT_ERROR_CONTAINS(
       ParseVmConfig(R"({"boot-source": {"kernel_image_path": "/k"}, "balloon": {}})"),
       "balloon: not supported");
   EXPECT_ERROR_CONTAINS(
-      ParseVmConfig(R"({"boot-source": {"kernel_image_path": "/k"}, "metrics": {"metrics_path": "/m"}})"),
-      "metrics: not supported");
+      ParseVmConfig(R"({"boot-source": {"kernel_image_path": "/k"}, "mmds-config": {"network_interfaces": []}})"),
+      "mmds-config: not supported");
+}
+
+TEST(VmConfig, RateLimitersParsed) {
+  auto parsed = ParseVmConfig(R"({"boot-source": {"kernel_image_path": "/k"},
+    "drives": [{"drive_id": "root", "path_on_host": "/r", "is_root_device": true,
+                "rate_limiter": {"bandwidth": {"size": 1048576, "one_time_burst": 4096, "refill_time": 1000},
+                                 "ops": {"size": 100, "refill_time": 1000}}}],
+    "network-interfaces": [{"iface_id": "eth0", "host_dev_name": "tap0",
+                            "rx_rate_limiter": {"ops": {"size": 10, "refill_time": 10}},
+                            "tx_rate_limiter": {"bandwidth": {"size": 5, "refill_time": 50}}}]})");
+  ASSERT_OK(parsed);
+  const auto& drive_limiter = parsed->drives.at(0).rate_limiter;
+  ASSERT_TRUE(drive_limiter.has_value());
+  EXPECT_EQ(drive_limiter->bandwidth, (TokenBucketConfig{1048576, 4096, 1000}));
+  EXPECT_EQ(drive_limiter->ops, (TokenBucketConfig{100, 0, 1000}));
+  const auto& iface = parsed->network_interfaces.at(0);
+  ASSERT_TRUE(iface.rx_rate_limiter && iface.tx_rate_limiter);
+  EXPECT_FALSE(iface.rx_rate_limiter->bandwidth.has_value());
+  EXPECT_EQ(iface.rx_rate_limiter->ops, (TokenBucketConfig{10, 0, 10}));
+  EXPECT_EQ(iface.tx_rate_limiter->bandwidth, (TokenBucketConfig{5, 0, 50}));
+}
+
+TEST(VmConfig, VsockParsed) {
+  auto parsed = ParseVmConfig(
+      R"({"boot-source": {"kernel_image_path": "/k"}, "vsock": {"guest_cid": 3, "uds_path": "/v.sock", "vsock_id": "v1"}})");
+  ASSERT_OK(parsed);
+  ASSERT_TRUE(parsed->vsock.has_value());
+  EXPECT_EQ(parsed->vsock->guest_cid, 3u);
+  EXPECT_EQ(parsed->vsock->uds_path, "/v.sock");
+  EXPECT_EQ(parsed->vsock->vsock_id, "v1");
+}
+
+TEST(VmConfig, BadVsockRefused) {
+  auto with = [](const std::string& body) {
+    return ParseVmConfig(R"({"boot-source": {"kernel_image_path": "/k"}, "vsock": )" + body + "}");
+  };
+  EXPECT_ERROR_CONTAINS(with(R"({"guest_cid": 2, "uds_path": "/v"})"), "vsock.guest_cid: 2 is reserved");
+  EXPECT_ERROR_CONTAINS(with(R"({"guest_cid": 4294967296, "uds_path": "/v"})"), "does not fit in 32 bits");
+  EXPECT_ERROR_CONTAINS(with(R"({"guest_cid": -3, "uds_path": "/v"})"), "vsock.guest_cid: must not be negative");
+  EXPECT_ERROR_CONTAINS(with(R"({"uds_path": "/v"})"), "vsock.guest_cid: missing");
+  EXPECT_ERROR_CONTAINS(with(R"({"guest_cid": 3})"), "vsock.uds_path: missing");
+  EXPECT_ERROR_CONTAINS(with(R"({"guest_cid": 3, "uds_path": ""})"), "vsock.uds_path: empty");
+  EXPECT_ERROR_CONTAINS(with(R"({"guest_cid": 3, "uds_path": ")" + std::string(100, 'a') + R"("})"),
+                        "too long for a UNIX socket path");
+  EXPECT_ERROR_CONTAINS(with(R"({"guest_cid": 3, "uds_path": "/v", "port": 5})"), "vsock: unknown field 'port'");
+  EXPECT_ERROR_CONTAINS(with(R"({"guest_cid": "3", "uds_path": "/v"})"), "vsock.guest_cid: expected an integer");
+}
+
+TEST(VmConfig, MetricsParsed) {
+  auto parsed = ParseVmConfig(
+      R"({"boot-source": {"kernel_image_path": "/k"}, "metrics": {"metrics_path": "/m.fifo"}})");
+  ASSERT_OK(parsed);
+  ASSERT_TRUE(parsed->metrics.has_value());
+  EXPECT_EQ(parsed->metrics->metrics_path, "/m.fifo");
+  EXPECT_ERROR_CONTAINS(ParseVmConfig(R"({"boot-source": {"kernel_image_path": "/k"}, "metrics": {}})"),
+                        "metrics.metrics_path: missing");
 }
 
 // A config with the given "drives" array body.
@@ -298,8 +351,16 @@ TEST(VmConfig, RejectsBadDriveFields) {
                         "drives[0].io_engine: 'Uring' is not Sync or Async");
   EXPECT_ERROR_CONTAINS(
       ParseVmConfig(WithDrives(R"({"drive_id": "a", "path_on_host": "/a", "is_root_device": true,
-                                   "rate_limiter": {"bandwidth": {"size": 1, "refill_time": 100}}})")),
-      "drives[0].rate_limiter: rate limiters are not supported");
+                                   "rate_limiter": {"bandwidth": {"size": 1}}})")),
+      "drives[0].rate_limiter.bandwidth.refill_time: missing");
+  EXPECT_ERROR_CONTAINS(
+      ParseVmConfig(WithDrives(R"({"drive_id": "a", "path_on_host": "/a", "is_root_device": true,
+                                   "rate_limiter": {"bandwidth": {"size": -1, "refill_time": 100}}})")),
+      "drives[0].rate_limiter.bandwidth.size: must not be negative");
+  EXPECT_ERROR_CONTAINS(
+      ParseVmConfig(WithDrives(R"({"drive_id": "a", "path_on_host": "/a", "is_root_device": true,
+                                   "rate_limiter": {"bytes": {"size": 1, "refill_time": 100}}})")),
+      "drives[0].rate_limiter: unknown field 'bytes'");
   EXPECT_ERROR_CONTAINS(ParseVmConfig(WithDrives(R"({"drive_id": "a", "is_root_device": true, "socket": "/vu"})")),
                         "drives[0].socket: vhost-user block devices are not supported");
 }
@@ -353,8 +414,12 @@ TEST(VmConfig, RejectsBadNetworkInterfaces) {
       ParseVmConfig(WithIfaces(R"({"iface_id": "eth0", "host_dev_name": "tap0", "mtu": 1500})")),
       "network-interfaces[0].mtu: not supported by this version of Hearth");
   EXPECT_ERROR_CONTAINS(
-      ParseVmConfig(WithIfaces(R"({"iface_id": "eth0", "host_dev_name": "tap0", "tx_rate_limiter": {}})")),
-      "network-interfaces[0].tx_rate_limiter: rate limiters are not supported");
+      ParseVmConfig(WithIfaces(R"({"iface_id": "eth0", "host_dev_name": "tap0", "tx_rate_limiter": []})")),
+      "network-interfaces[0].tx_rate_limiter: expected an object");
+  EXPECT_ERROR_CONTAINS(
+      ParseVmConfig(WithIfaces(R"({"iface_id": "eth0", "host_dev_name": "tap0",
+                                   "rx_rate_limiter": {"ops": {"size": 1, "refill_time": 1, "burst": 2}}})")),
+      "network-interfaces[0].rx_rate_limiter.ops: unknown field 'burst'");
   EXPECT_ERROR_CONTAINS(ParseVmConfig(WithIfaces(R"(
       {"iface_id": "eth0", "host_dev_name": "tap0"}, {"iface_id": "eth1", "host_dev_name": "tap0"})")),
                         "network-interfaces[1]: network interface 'eth1': host_dev_name 'tap0' is already used by 'eth0'");
