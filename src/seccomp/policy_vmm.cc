@@ -39,6 +39,14 @@ void AddVmmRules(SeccompPolicy& p) {
   // isatty() asks for its attributes.
   p.AllowIoctl(TCGETS);
   p.AllowIoctl(TCSETS);
+  // The API on this thread: a post-boot request that names a file (PATCH /drives) has the path
+  // checked (access); at exit the API server is stopped (shutdown of its sockets) and its
+  // socket file removed (unlink).
+  p.Allow(SCMP_SYS(access));
+  p.Allow(SCMP_SYS(shutdown));
+  p.Allow(SCMP_SYS(unlink));
+  // Not here yet, to be added with the features: openat for a PATCH /drives that swaps the
+  // backing file (rate-limiter work) and for snapshot files.
   // Snapshots (in progress) will add here: KVM_GET_* state ioctls, KVM_GET_DIRTY_LOG, and for
   // userfaultfd-backed restore userfaultfd(2) plus UFFDIO_API/REGISTER/COPY/ZEROPAGE/WAKE.
 }
