@@ -60,7 +60,7 @@ void BM_Block(benchmark::State& state, const DeviceBenchEnv* env, BlockOptions::
     state.SkipWithError("no block image");
     return;
   }
-  auto created = Block::Create(BlockOptions{"bench", image, false, BlockOptions::kUnsafe, engine});
+  auto created = Block::Create(BlockOptions{"bench", image, false, BlockOptions::kUnsafe, engine, {}});
   if (!created.ok()) {
     state.SkipWithError(created.error().message().c_str());
     return;

@@ -87,7 +87,7 @@ struct NetRig {
     backend_fd = sv[0];
     auto backend = SocketBackend::Create(Fd(sv[0]), kTunFCsum | kTunFTso4 | kTunFTso6, "sp0");
     if (!backend.ok()) return backend.error().message();
-    auto created = Net::Create(NetOptions{"eth0", "tap0", MacAddress{0x02, 0, 0, 0, 0, 1}},
+    auto created = Net::Create(NetOptions{"eth0", "tap0", MacAddress{0x02, 0, 0, 0, 0, 1}, {}, {}},
                                std::move(backend).value());
     if (!created.ok()) return created.error().message();
     net = std::move(created).value();

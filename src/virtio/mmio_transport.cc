@@ -77,7 +77,7 @@ uint32_t MmioTransport::ReadRegister(uint64_t offset) {
     }
     case mmio::kInterruptStatus: return interrupt_->status();
     case mmio::kStatus: return status();
-    case mmio::kConfigGeneration: return config_generation_;
+    case mmio::kConfigGeneration: return interrupt_->config_generation();
     default:
       LOG_DEBUG("virtio-mmio: read of write-only or unknown register 0x" << std::hex << offset);
       return 0;
@@ -192,14 +192,11 @@ void MmioTransport::Notify(uint32_t index) {
   device_->ProcessQueue(static_cast<uint16_t>(index));
 }
 
-void MmioTransport::SignalConfigChange() {
-  ++config_generation_;
-  interrupt_->Raise(kVirtioIntConfigChange);
-}
+void MmioTransport::SignalConfigChange() { interrupt_->SignalConfigChange(); }
 
 MmioTransportState MmioTransport::Save() const {
   MmioTransportState s{status(), device_features_sel_, driver_features_sel_, acked_features_,
-                       queue_sel_, interrupt_->status(), config_generation_, {}};
+                       queue_sel_, interrupt_->status(), interrupt_->config_generation(), {}};
   for (const auto& q : queues_) s.queues.push_back(q.state());
   return s;
 }

@@ -67,6 +67,11 @@ class MmioInterrupt : public VirtioInterrupt {
     needs_reset_.store(true, std::memory_order_release);
     Raise(kVirtioIntConfigChange);
   }
+  void SignalConfigChange() override {
+    config_generation_.fetch_add(1, std::memory_order_acq_rel);
+    Raise(kVirtioIntConfigChange);
+  }
+  uint32_t config_generation() const { return config_generation_.load(std::memory_order_acquire); }
   uint32_t status() const { return status_.load(std::memory_order_acquire); }
   bool needs_reset() const { return needs_reset_.load(std::memory_order_acquire); }
   void Ack(uint32_t bits) { status_.fetch_and(~bits, std::memory_order_acq_rel); }
@@ -79,6 +84,8 @@ class MmioInterrupt : public VirtioInterrupt {
   std::shared_ptr<Trigger> irq_;
   std::atomic<uint32_t> status_{0};
   std::atomic<bool> needs_reset_{false};
+  // Lives here, not in the transport, so that a device can bump it (SignalConfigChange).
+  std::atomic<uint32_t> config_generation_{0};
 };
 
 struct MmioTransportState {
@@ -134,7 +141,6 @@ class MmioTransport : public BusDevice {
   uint32_t driver_features_sel_ = 0;
   uint64_t acked_features_ = 0;
   uint32_t queue_sel_ = 0;
-  uint32_t config_generation_ = 0;
 };
 
 }  // namespace hearth

@@ -114,6 +114,9 @@ class Queue {
     std::optional<ChainError> error;
   };
   PopResult Pop(const GuestMemory& memory);
+  // Puts back the chain the last successful Pop returned (the device cannot serve it yet, e.g.
+  // it is throttled): the next Pop walks it again from the ring.
+  void UndoPop() { --state_.next_avail; }
   // Returns a chain to the driver with `len` bytes written.
   Status AddUsed(GuestMemory& memory, uint16_t head, uint32_t len);
   // Whether the driver wants an interrupt for what was added since the last one (event idx or

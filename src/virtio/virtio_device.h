@@ -38,6 +38,9 @@ class VirtioInterrupt {
   // The device hit a broken ring (ChainError::needs_reset): the transport reports
   // DEVICE_NEEDS_RESET and tells the driver with a config-change interrupt.
   virtual void SetNeedsReset() = 0;
+  // The device changed its config space (e.g. a drive's capacity): the transport bumps the
+  // config generation and raises a config-change interrupt.
+  virtual void SignalConfigChange() { Raise(kVirtioIntConfigChange); }
 };
 
 // Everything an activated device works with. The queues belong to the transport; the device

@@ -179,13 +179,13 @@ Status MicroVm::BuildVirtioDevices(const VmResources& resources, Cmdline& cmdlin
   for (size_t i = 0; i < resources.drives.size(); ++i) {
     const DriveConfig& drive = resources.drives[i];
     const std::string where = "drives[" + std::to_string(i) + "] (" + drive.drive_id + ")";
-    if (drive.rate_limiter) return Error(where + ".rate_limiter: rate limiters are not wired in yet");
     BlockOptions options;
     options.drive_id = drive.drive_id;
     options.path = drive.path_on_host;
     options.read_only = drive.is_read_only;
     options.cache = drive.cache_type == CacheType::kWriteback ? BlockOptions::kWriteback : BlockOptions::kUnsafe;
     options.engine = drive.io_engine == IoEngine::kAsync ? BlockOptions::kAsync : BlockOptions::kSync;
+    options.rate_limiter = drive.rate_limiter;
     *stage = BuildStage::kConfiguration;
     auto block = Block::Create(options);
     if (!block.ok()) return block.error().Wrap(where + ".path_on_host");
@@ -197,13 +197,12 @@ Status MicroVm::BuildVirtioDevices(const VmResources& resources, Cmdline& cmdlin
   for (size_t i = 0; i < resources.network_interfaces.size(); ++i) {
     const NetworkInterfaceConfig& iface = resources.network_interfaces[i];
     const std::string where = "network-interfaces[" + std::to_string(i) + "] (" + iface.iface_id + ")";
-    if (iface.rx_rate_limiter || iface.tx_rate_limiter) {
-      return Error(where + ": rate limiters are not wired in yet");
-    }
     NetOptions options;
     options.iface_id = iface.iface_id;
     options.host_dev_name = iface.host_dev_name;
     options.guest_mac = iface.guest_mac;
+    options.rx_rate_limiter = iface.rx_rate_limiter;
+    options.tx_rate_limiter = iface.tx_rate_limiter;
     *stage = BuildStage::kConfiguration;
     auto net = Net::Create(options);
     if (!net.ok()) return net.error().Wrap(where + ".host_dev_name");

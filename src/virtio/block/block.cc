@@ -41,7 +41,8 @@ int TransferAll(int fd, bool write, std::vector<iovec>& iov, uint64_t offset) {
 
 }  // namespace
 
-Result<std::unique_ptr<Block>> Block::Create(const BlockOptions& options) {
+Result<std::unique_ptr<Block>> Block::Create(const BlockOptions& options,
+                                             std::unique_ptr<MonotonicTimer> limiter_timer) {
   const std::string what = "drive " + options.drive_id;
   if (options.path.empty()) return Error(what + ": no image path");
   auto fd = Fd::Open(options.path, options.read_only ? O_RDONLY : O_RDWR);
@@ -54,6 +55,14 @@ Result<std::unique_ptr<Block>> Block::Create(const BlockOptions& options) {
                   << " bytes, not a multiple of 512; the last " << (*size - capacity_bytes)
                   << " bytes are not visible to the guest");
   }
+  std::optional<RateLimiter> limiter;
+  if (limiter_timer) {
+    limiter = RateLimiter::Create(options.rate_limiter, std::move(limiter_timer));
+  } else {
+    auto created = RateLimiter::Create(options.rate_limiter);
+    if (!created.ok()) return created.error().Wrap(what);
+    limiter = std::move(created).value();
+  }
   std::unique_ptr<IoUring> uring;
   if (options.engine == BlockOptions::kAsync) {
     auto ring = IoUring::Create(kQueueSize, fd->get());
@@ -63,15 +72,17 @@ Result<std::unique_ptr<Block>> Block::Create(const BlockOptions& options) {
       LOG_WARN(what << ": " << ring.error().message() << "; using the Sync engine instead");
     }
   }
-  return std::unique_ptr<Block>(
-      new Block(options, std::move(fd).value(), capacity_bytes, std::move(uring)));
+  return std::unique_ptr<Block>(new Block(options, std::move(fd).value(), capacity_bytes,
+                                          std::move(uring), std::move(*limiter)));
 }
 
-Block::Block(BlockOptions options, Fd fd, uint64_t capacity_bytes, std::unique_ptr<IoUring> uring)
+Block::Block(BlockOptions options, Fd fd, uint64_t capacity_bytes, std::unique_ptr<IoUring> uring,
+             RateLimiter limiter)
     : options_(std::move(options)),
       fd_(std::move(fd)),
       capacity_bytes_(capacity_bytes),
-      uring_(std::move(uring)) {
+      uring_(std::move(uring)),
+      limiter_(std::move(limiter)) {
   features_ =
       kVirtioFRingEventIdx | kVirtioFRingIndirectDesc | kVirtioBlkFSegMax | kVirtioBlkFBlkSize;
   if (options_.read_only) features_ |= kVirtioBlkFRo;
@@ -125,17 +136,25 @@ void Block::Reset() {
 }
 
 std::vector<VirtioDevice::EventSource> Block::event_sources() const {
-  if (!uring_) return {};
-  return {EventSource{uring_->event_fd(), EPOLLIN}};
+  // The limiter's timer is watched even without a limit: PATCH may set one later.
+  std::vector<EventSource> sources{{limiter_.timer_fd(), EPOLLIN}};
+  if (uring_) sources.push_back({uring_->event_fd(), EPOLLIN});
+  return sources;
 }
 
 void Block::ProcessQueue(uint16_t index) {
   if (!activated_ || needs_reset_ || index != 0) return;
   bool used = false;
   const BlockGeometry disk{capacity_bytes_, options_.read_only};
+  bool throttled = false;
   for (;;) {
     queue_->DisableNotification(*memory_);
     for (;;) {
+      // Throttled: the limiter's timer resumes the queue. Kicks stay off meanwhile.
+      if (limiter_.blocked()) {
+        throttled = true;
+        break;
+      }
       Queue::PopResult pop = queue_->Pop(*memory_);
       if (pop.error) {
         ++metrics_.chain_errors;
@@ -149,15 +168,85 @@ void Block::ProcessQueue(uint16_t index) {
         continue;
       }
       if (!pop.chain) break;
-      used |= HandleRequest(ParseRequest(*memory_, *pop.chain, disk));
+      const BlockRequest request = ParseRequest(*memory_, *pop.chain, disk);
+      if (!Admit(request)) {
+        queue_->UndoPop();  // Served when the limiter's timer fires.
+        throttled = true;
+        break;
+      }
+      used |= HandleRequest(request);
     }
-    if (needs_reset_ || !queue_->EnableNotification(*memory_)) break;
+    if (throttled || needs_reset_ || !queue_->EnableNotification(*memory_)) break;
   }
   if (uring_) used |= ReapCompletions();
   if (used) SignalUsed();
 }
 
+bool Block::Admit(const BlockRequest& request) {
+  if (!limiter_.limited()) return true;
+  // A malformed request is answered at once and moves no data.
+  if (request.status != VIRTIO_BLK_S_OK) return true;
+  const bool data = request.type == VIRTIO_BLK_T_IN || request.type == VIRTIO_BLK_T_OUT;
+  if (limiter_.Consume(data ? request.length : 0, 1)) return true;
+  ++metrics_.rate_limiter_throttled_events;
+  return false;
+}
+
+Status Block::UpdateRateLimiter(const std::optional<RateLimiterConfig>& config) {
+  limiter_.Update(config);
+  return Ok();
+}
+
+Status Block::FinishAllInFlight() {
+  if (!uring_) return Ok();
+  bool used = false;
+  // Bounded: each round waits for at least one completion, and short transfers continue a
+  // bounded number of times per request before they fail.
+  for (int rounds = 0; in_flight_count_ > 0 && rounds < 1 << 20; ++rounds) {
+    if (submit_pending_) {
+      RETURN_IF_ERROR(uring_->Submit());
+      submit_pending_ = false;
+    }
+    RETURN_IF_ERROR(uring_->Wait());
+    used |= ReapCompletions();
+  }
+  if (used && activated_) SignalUsed();
+  if (in_flight_count_ > 0) return Error("requests in flight did not complete");
+  return Ok();
+}
+
+Status Block::UpdateBackingFile(const std::string& path) {
+  const std::string what = "drive " + options_.drive_id;
+  if (path.empty()) return Error(what + ": no image path");
+  auto fd = Fd::Open(path, options_.read_only ? O_RDONLY : O_RDWR);
+  if (!fd.ok()) return fd.error().Wrap(what);
+  auto size = RegularFileSize(fd->get(), path);
+  if (!size.ok()) return size.error().Wrap(what);
+  const uint64_t capacity_bytes = *size & ~(kSectorSize - 1);
+  if (capacity_bytes != *size) {
+    LOG_WARN(what << ": image " << path << " is " << *size
+                  << " bytes, not a multiple of 512; the last " << (*size - capacity_bytes)
+                  << " bytes are not visible to the guest");
+  }
+  // What the guest already handed over finishes on the file it was meant for.
+  if (auto s = FinishAllInFlight(); !s.ok()) return s.error().Wrap(what + ": " + options_.path);
+  if (uring_) {
+    if (auto s = uring_->ReplaceFile(fd->get()); !s.ok()) return s.error().Wrap(what);
+  }
+  fd_ = std::move(fd).value();
+  options_.path = path;
+  capacity_bytes_ = capacity_bytes;
+  config_.capacity = capacity_bytes_ >> kSectorShift;
+  LOG_INFO(what << ": now backed by " << path << " (" << config_.capacity << " sectors)");
+  if (activated_ && interrupt_) interrupt_->SignalConfigChange();
+  return Ok();
+}
+
 void Block::OnEvent(int fd, uint32_t /*events*/) {
+  if (fd == limiter_.timer_fd()) {
+    if (limiter_.OnTimer() && activated_ && !needs_reset_) ProcessQueue(0);
+    return;
+  }
   if (!uring_ || fd != uring_->event_fd()) return;
   uring_->ConsumeEvent();
   if (!activated_) return;
@@ -441,6 +530,7 @@ BlockState Block::Save() const {
   s.capacity_sectors = capacity_sectors();
   s.acked_features = acked_features_;
   s.activated = activated_;
+  s.rate_limiter = limiter_.Save();
   return s;
 }
 

@@ -8,6 +8,11 @@
 // The image's size is rounded down to whole 512-byte sectors: a tail shorter than a sector is
 // unreachable by the guest (logged once at Create, as Firecracker does).
 //
+// With a rate limiter (bandwidth = bytes of IN/OUT data, ops = requests of any valid type), a
+// request the limiter cannot afford stays on the ring (Queue::UndoPop) and the queue stops; the
+// limiter's timerfd (one of event_sources()) brings it back. UpdateRateLimiter and
+// UpdateBackingFile serve PATCH /drives/{id} after boot, on the VMM thread.
+//
 // Hostile input never crashes the device: a malformed request is answered IOERR (or UNSUPP) and
 // counted; a chain the queue cannot walk is returned with length 0; a broken ring (index or head
 // out of range) stops the device and reports DEVICE_NEEDS_RESET until the driver resets it.
@@ -23,6 +28,7 @@
 #include "base/fd.h"
 #include "base/result.h"
 #include "virtio/block/request.h"
+#include "virtio/rate_limiter/rate_limiter.h"
 #include "virtio/virtio_device.h"
 
 namespace hearth {
@@ -44,6 +50,7 @@ struct BlockOptions {
   bool read_only = false;
   CacheType cache = kUnsafe;
   IoEngine engine = kSync;
+  std::optional<RateLimiterConfig> rate_limiter;  // Nothing: unlimited.
 };
 
 // Counters the VMM reads (for the metrics file). Updated on the VMM thread only.
@@ -59,6 +66,7 @@ struct BlockMetrics {
   uint64_t unsupported_requests = 0;  // Answered VIRTIO_BLK_S_UNSUPP.
   uint64_t chain_errors = 0;          // Chains the queue refused to walk.
   uint64_t interrupts = 0;            // Used-buffer interrupts raised.
+  uint64_t rate_limiter_throttled_events = 0;  // Times the rate limiter stopped the queue.
 };
 
 // What a snapshot saves of the device (the queues are the transport's). No fds, no pointers.
@@ -71,6 +79,7 @@ struct BlockState {
   uint64_t capacity_sectors = 0;  // Restore checks the image still has this size.
   uint64_t acked_features = 0;
   bool activated = false;
+  RateLimiterState rate_limiter;
 };
 
 class Block : public VirtioDevice {
@@ -80,8 +89,10 @@ class Block : public VirtioDevice {
   static constexpr uint32_t kSegMax = kQueueSize - 2;
 
   // Opens the image (O_RDWR, or O_RDONLY when read-only; O_CLOEXEC). With the async engine,
-  // sets up io_uring, or falls back to sync with a warning when the host refuses it.
-  static Result<std::unique_ptr<Block>> Create(const BlockOptions& options);
+  // sets up io_uring, or falls back to sync with a warning when the host refuses it. The rate
+  // limiter runs on `limiter_timer` (tests), or on a new timerfd when it is null.
+  static Result<std::unique_ptr<Block>> Create(const BlockOptions& options,
+                                               std::unique_ptr<MonotonicTimer> limiter_timer = nullptr);
   ~Block() override;
 
   // VirtioDevice.
@@ -111,6 +122,18 @@ class Block : public VirtioDevice {
   // Requests handed to io_uring and not yet completed.
   size_t in_flight() const { return in_flight_count_; }
 
+  // PATCH /drives/{id} "rate_limiter" (VMM thread): Firecracker's update semantics, see
+  // RateLimiter::Update. A queue stopped by the old limit re-checks at once.
+  Status UpdateRateLimiter(const std::optional<RateLimiterConfig>& config);
+  // PATCH /drives/{id} "path_on_host" (VMM thread): opens `path` as Create does (read-only
+  // drives O_RDONLY), lets requests already handed to io_uring finish on the old file, swaps
+  // the file, puts the new capacity in config space and, when the driver is active, raises a
+  // config-change interrupt with a new config generation so the guest re-reads it. On error
+  // the old file stays.
+  Status UpdateBackingFile(const std::string& path);
+  const RateLimiter& rate_limiter() const { return limiter_; }
+  RateLimiter& rate_limiter() { return limiter_; }
+
   BlockState Save() const;
 
  private:
@@ -125,7 +148,13 @@ class Block : public VirtioDevice {
     size_t iov_start = 0;
   };
 
-  Block(BlockOptions options, Fd fd, uint64_t capacity_bytes, std::unique_ptr<IoUring> uring);
+  Block(BlockOptions options, Fd fd, uint64_t capacity_bytes, std::unique_ptr<IoUring> uring,
+        RateLimiter limiter);
+
+  // Takes the request's tokens from the rate limiter; false (counted) when it is throttled.
+  bool Admit(const BlockRequest& request);
+  // Completes every request io_uring holds, delivering the results to the guest.
+  Status FinishAllInFlight();
 
   // Handles one popped request: completes it at once (sync engine, or no I/O needed) or hands
   // it to io_uring. Returns true when it added a used element.
@@ -167,6 +196,8 @@ class Block : public VirtioDevice {
   size_t in_flight_count_ = 0;
   bool submit_pending_ = false;
   std::vector<iovec> scratch_iov_;  // Sync engine.
+
+  RateLimiter limiter_;
 
   BlockMetrics metrics_;
 };

@@ -29,6 +29,22 @@ IoUring::IoUring(std::unique_ptr<io_uring> ring, EventFd eventfd, int fd, bool f
 
 IoUring::~IoUring() { io_uring_queue_exit(ring_.get()); }
 
+Status IoUring::ReplaceFile(int disk_fd) {
+  if (!fixed_) {
+    fd_ = disk_fd;
+    return Ok();
+  }
+  int rc = io_uring_register_files_update(ring_.get(), 0, &disk_fd, 1);
+  if (rc == 1) return Ok();
+  // Without the update, drop the fixed file (it holds the old file open) and use the plain fd.
+  if (int unregistered = io_uring_unregister_files(ring_.get()); unregistered < 0) {
+    return ErrnoError("io_uring_register_files_update", rc < 0 ? -rc : EIO);
+  }
+  fixed_ = false;
+  fd_ = disk_fd;
+  return Ok();
+}
+
 bool IoUring::PrepReadv(uint64_t cookie, const iovec* iov, unsigned count, uint64_t offset) {
   io_uring_sqe* sqe = io_uring_get_sqe(ring_.get());
   if (sqe == nullptr) return false;

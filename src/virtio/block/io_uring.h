@@ -31,6 +31,8 @@ class IoUring {
   bool PrepReadv(uint64_t cookie, const iovec* iov, unsigned count, uint64_t offset);
   bool PrepWritev(uint64_t cookie, const iovec* iov, unsigned count, uint64_t offset);
   bool PrepFsync(uint64_t cookie);
+  // Points later operations at another disk file (nothing may be in flight).
+  Status ReplaceFile(int disk_fd);
   // Hands everything queued to the kernel.
   Status Submit();
   // Calls `fn(cookie, res)` for every completion available now; returns how many.

@@ -38,10 +38,26 @@ Status WriteChainBytes(GuestMemory& memory, const DescriptorChain& chain, uint64
   return Ok();
 }
 
+// Whether a TX chain is a frame SendChain would send (anything else is dropped).
+bool IsTxFrame(const DescriptorChain& chain) {
+  return chain.writable.empty() && chain.readable_bytes >= kVirtioNetHdrSize &&
+         chain.readable_bytes <= kVirtioNetMaxFrame;
+}
+
+Result<RateLimiter> MakeLimiter(const std::optional<RateLimiterConfig>& config,
+                                std::unique_ptr<MonotonicTimer> timer) {
+  if (timer) return RateLimiter::Create(config, std::move(timer));
+  return RateLimiter::Create(config);
+}
+
 }  // namespace
 
-Net::Net(NetOptions options, std::unique_ptr<NetBackend> backend)
-    : options_(std::move(options)), backend_(std::move(backend)) {
+Net::Net(NetOptions options, std::unique_ptr<NetBackend> backend, RateLimiter rx_limiter,
+         RateLimiter tx_limiter)
+    : options_(std::move(options)),
+      backend_(std::move(backend)),
+      rx_limiter_(std::move(rx_limiter)),
+      tx_limiter_(std::move(tx_limiter)) {
   features_ = kVirtioFVersion1 | kVirtioFRingEventIdx | kVirtioFRingIndirectDesc |
               kVirtioNetFMrgRxbuf | kVirtioNetFStatus;
   if (options_.guest_mac) {
@@ -70,7 +86,9 @@ Result<std::unique_ptr<Net>> Net::Create(const NetOptions& options) {
 }
 
 Result<std::unique_ptr<Net>> Net::Create(const NetOptions& options,
-                                         std::unique_ptr<NetBackend> backend) {
+                                         std::unique_ptr<NetBackend> backend,
+                                         std::unique_ptr<MonotonicTimer> rx_timer,
+                                         std::unique_ptr<MonotonicTimer> tx_timer) {
   if (options.iface_id.empty()) return Error("network interface id is empty");
   if (auto s = Tap::ValidateName(options.host_dev_name); !s.ok()) {
     return s.error().Wrap("network interface " + options.iface_id);
@@ -79,12 +97,17 @@ Result<std::unique_ptr<Net>> Net::Create(const NetOptions& options,
     return Error("network interface " + options.iface_id + ": guest MAC is a multicast address");
   }
   if (!backend) return Error("network interface " + options.iface_id + ": no backend");
-  return std::unique_ptr<Net>(new Net(options, std::move(backend)));
+  auto rx = MakeLimiter(options.rx_rate_limiter, std::move(rx_timer));
+  if (!rx.ok()) return rx.error().Wrap("network interface " + options.iface_id + " RX");
+  auto tx = MakeLimiter(options.tx_rate_limiter, std::move(tx_timer));
+  if (!tx.ok()) return tx.error().Wrap("network interface " + options.iface_id + " TX");
+  return std::unique_ptr<Net>(
+      new Net(options, std::move(backend), std::move(rx).value(), std::move(tx).value()));
 }
 
 Result<std::unique_ptr<Net>> Net::Restore(const NetState& state,
                                           std::unique_ptr<NetBackend> backend) {
-  NetOptions options{state.iface_id, state.host_dev_name, state.guest_mac};
+  NetOptions options{state.iface_id, state.host_dev_name, state.guest_mac, {}, {}};
   auto net = backend ? Create(options, std::move(backend)) : Create(options);
   if (!net.ok()) return net.error().Wrap("net state");
   uint64_t offered = (*net)->features_ | kVirtioFVersion1;
@@ -92,12 +115,19 @@ Result<std::unique_ptr<Net>> Net::Restore(const NetState& state,
     return Error("net state: network interface " + state.iface_id + ": acked features " +
                  Hex(state.acked_features) + " are not all offered (" + Hex(offered) + ")");
   }
+  if (auto s = (*net)->rx_limiter_.Restore(state.rx_rate_limiter); !s.ok()) {
+    return s.error().Wrap("net state: network interface " + state.iface_id + " RX");
+  }
+  if (auto s = (*net)->tx_limiter_.Restore(state.tx_rate_limiter); !s.ok()) {
+    return s.error().Wrap("net state: network interface " + state.iface_id + " TX");
+  }
   (*net)->acked_features_ = state.acked_features;
   return net;
 }
 
 NetState Net::Save() const {
-  return NetState{options_.iface_id, options_.host_dev_name, options_.guest_mac, acked_features_};
+  return NetState{options_.iface_id,  options_.host_dev_name, options_.guest_mac,
+                  acked_features_,    rx_limiter_.Save(),      tx_limiter_.Save()};
 }
 
 NetMetrics Net::metrics() const {
@@ -113,6 +143,10 @@ NetMetrics Net::metrics() const {
   m.tx_errors = tx_errors_.Get();
   m.tx_would_block = tx_would_block_.Get();
   m.malformed_chains = malformed_chains_.Get();
+  m.rx_rate_limiter_throttled_events = rx_throttled_.Get();
+  m.tx_rate_limiter_throttled_events = tx_throttled_.Get();
+  m.rate_limiter_throttled_events =
+      m.rx_rate_limiter_throttled_events + m.tx_rate_limiter_throttled_events;
   return m;
 }
 
@@ -165,7 +199,10 @@ Status Net::Activate(VirtioActivation activation) {
 
 void Net::Reset() {
   if (rx_pending_len_ > 0) rx_dropped_.Add();
+  if (rx_deferred_len_ > 0) rx_dropped_.Add();
   rx_pending_len_ = 0;
+  rx_pending_admitted_ = false;
+  rx_deferred_len_ = 0;
   rx_chains_.clear();
   rx_chain_bytes_ = 0;
   rx_chain_descs_ = 0;
@@ -185,7 +222,17 @@ void Net::Reset() {
 }
 
 std::vector<VirtioDevice::EventSource> Net::event_sources() const {
-  return {EventSource{backend_->fd(), EPOLLIN | EPOLLOUT | EPOLLET}};
+  // The limiters' timers are watched even without limits: PATCH may set them later.
+  return {EventSource{backend_->fd(), EPOLLIN | EPOLLOUT | EPOLLET},
+          EventSource{rx_limiter_.timer_fd(), EPOLLIN},
+          EventSource{tx_limiter_.timer_fd(), EPOLLIN}};
+}
+
+Status Net::UpdateRateLimiters(const std::optional<RateLimiterConfig>& rx,
+                               const std::optional<RateLimiterConfig>& tx) {
+  rx_limiter_.Update(rx);
+  tx_limiter_.Update(tx);
+  return Ok();
 }
 
 void Net::ProcessQueue(uint16_t index) {
@@ -200,6 +247,14 @@ void Net::ProcessQueue(uint16_t index) {
 }
 
 void Net::OnEvent(int fd, uint32_t events) {
+  if (fd == rx_limiter_.timer_fd()) {
+    if (rx_limiter_.OnTimer() && activated_ && !needs_reset_) ProcessRx();
+    return;
+  }
+  if (fd == tx_limiter_.timer_fd()) {
+    if (tx_limiter_.OnTimer() && activated_ && !needs_reset_) ProcessTx();
+    return;
+  }
   if (!activated_ || needs_reset_ || fd != backend_->fd()) return;
   if ((events & (EPOLLOUT | EPOLLERR)) && tx_blocked_) ProcessTx();
   if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) ProcessRx();
@@ -246,12 +301,18 @@ void Net::ProcessTx() {
     for (;;) {
       if (needs_reset_) goto done;
       if (!tx_pending_) {
+        // Throttled: the TX limiter's timer resumes the queue.
+        if (tx_limiter_.blocked()) goto done;
         auto pop = queue.Pop(*memory_);
         if (pop.error) {
           HandleChainError(queue, *pop.error);
           continue;
         }
         if (!pop.chain) break;
+        if (!AdmitTx(*pop.chain)) {
+          queue.UndoPop();
+          goto done;
+        }
         tx_pending_ = std::move(pop.chain);
       }
       if (SendChain(*tx_pending_) == TxOutcome::kBlocked) {
@@ -270,9 +331,15 @@ done:
   if (queue.state().next_used != used_before && !needs_reset_) SignalUsed(queue);
 }
 
+bool Net::AdmitTx(const DescriptorChain& chain) {
+  if (!tx_limiter_.limited() || !IsTxFrame(chain)) return true;
+  if (tx_limiter_.Consume(chain.readable_bytes, 1)) return true;
+  tx_throttled_.Add();
+  return false;
+}
+
 Net::TxOutcome Net::SendChain(const DescriptorChain& chain) {
-  if (!chain.writable.empty() || chain.readable_bytes < kVirtioNetHdrSize ||
-      chain.readable_bytes > kVirtioNetMaxFrame) {
+  if (!IsTxFrame(chain)) {
     LOG_DEBUG("virtio-net " << options_.iface_id << ": dropping TX chain " << chain.head << " ("
                             << chain.readable_bytes << " readable, " << chain.writable.size()
                             << " writable buffers)");
@@ -424,11 +491,31 @@ void Net::CompleteRxFrame(uint64_t len) {
   rx_bytes_.Add(len - kVirtioNetHdrSize);
 }
 
+bool Net::AdmitRx(uint64_t len) {
+  if (!rx_limiter_.limited() && !rx_limiter_.blocked()) return true;
+  if (rx_limiter_.Consume(len, 1)) return true;
+  rx_throttled_.Add();
+  return false;
+}
+
 void Net::ProcessRx() {
   Queue& queue = (*queues_)[kNetRxQueue];
   const uint16_t used_before = queue.state().next_used;
   while (!needs_reset_) {
+    // Throttled: the RX limiter's timer resumes; frames wait where they are.
+    if (rx_limiter_.blocked()) break;
+    if (rx_deferred_len_ > 0) {
+      // A frame already in the held chains, waiting for the limiter.
+      if (!AdmitRx(rx_deferred_len_)) break;
+      CompleteRxFrame(rx_deferred_len_);
+      rx_deferred_len_ = 0;
+      continue;
+    }
     if (rx_pending_len_ > 0) {
+      if (!rx_pending_admitted_) {
+        if (!AdmitRx(rx_pending_len_)) break;
+        rx_pending_admitted_ = true;
+      }
       // A bounce-buffered frame goes first, once the chains can take it.
       const uint64_t need = rx_pending_len_;
       FillRxChains(need);
@@ -499,9 +586,14 @@ void Net::ProcessRx() {
       continue;
     }
     if (direct) {
+      if (!AdmitRx(len)) {
+        rx_deferred_len_ = len;
+        break;
+      }
       CompleteRxFrame(len);
     } else {
-      rx_pending_len_ = len;
+      rx_pending_len_ = len;  // Admitted at the top of the loop.
+      rx_pending_admitted_ = false;
     }
   }
   if (queue.state().next_used != used_before && !needs_reset_) SignalUsed(queue);

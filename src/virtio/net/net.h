@@ -13,6 +13,13 @@
 // the device stops reading (frames wait in the backend) and asks the guest for a kick; it
 // resumes on the RX queue's kick. A frame larger than the guest can ever offer is dropped and
 // counted.
+//
+// Rate limiters (bandwidth = bytes of the frame with its vnet header, ops = frames), one per
+// direction. TX: a frame the limiter cannot afford stays on the ring (Queue::UndoPop). RX: a
+// frame is charged once read (its length is unknown before); one the limiter cannot afford
+// waits, already in the guest's buffers or the bounce buffer, without being handed over, and
+// further frames wait in the backend. Each limiter's timerfd (in event_sources()) resumes its
+// direction. UpdateRateLimiters serves PATCH /network-interfaces/{id} after boot.
 #pragma once
 
 #include <array>
@@ -25,6 +32,7 @@
 #include <vector>
 
 #include "virtio/net/net_backend.h"
+#include "virtio/rate_limiter/rate_limiter.h"
 #include "virtio/virtio_device.h"
 
 namespace hearth {
@@ -78,6 +86,8 @@ struct NetOptions {
   std::string iface_id;
   std::string host_dev_name;
   std::optional<MacAddress> guest_mac;
+  std::optional<RateLimiterConfig> rx_rate_limiter;  // Nothing: unlimited.
+  std::optional<RateLimiterConfig> tx_rate_limiter;
 };
 
 // What a snapshot keeps of the device (the queues belong to the transport's state).
@@ -86,6 +96,8 @@ struct NetState {
   std::string host_dev_name;
   std::optional<MacAddress> guest_mac;
   uint64_t acked_features = 0;
+  RateLimiterState rx_rate_limiter;
+  RateLimiterState tx_rate_limiter;
 };
 
 // Counters (bytes exclude the vnet header). Read from any thread.
@@ -101,17 +113,24 @@ struct NetMetrics {
   uint64_t tx_errors = 0;         // Backend write errors (the frame is lost).
   uint64_t tx_would_block = 0;    // Times TX waited for the backend (EAGAIN).
   uint64_t malformed_chains = 0;  // Chains Queue::Pop refused, on either queue.
+  uint64_t rx_rate_limiter_throttled_events = 0;  // Times a rate limiter stopped RX.
+  uint64_t tx_rate_limiter_throttled_events = 0;  // ... stopped TX.
+  uint64_t rate_limiter_throttled_events = 0;     // Both directions.
 };
 
 class Net : public VirtioDevice {
  public:
   // Opens the tap `options.host_dev_name`.
   static Result<std::unique_ptr<Net>> Create(const NetOptions& options);
-  // With any backend (tests, benchmarks).
+  // With any backend (tests, benchmarks), and the rate limiters on given timers (new timerfds
+  // when null).
   static Result<std::unique_ptr<Net>> Create(const NetOptions& options,
-                                             std::unique_ptr<NetBackend> backend);
-  // Re-creates a saved device (re-opening its tap unless `backend` is given) and checks that
-  // the acked features are ones this device still offers. The transport then re-activates it.
+                                             std::unique_ptr<NetBackend> backend,
+                                             std::unique_ptr<MonotonicTimer> rx_timer = nullptr,
+                                             std::unique_ptr<MonotonicTimer> tx_timer = nullptr);
+  // Re-creates a saved device (re-opening its tap unless `backend` is given), checks that the
+  // acked features are ones this device still offers, and restores its rate limiters. The
+  // transport then re-activates it.
   static Result<std::unique_ptr<Net>> Restore(const NetState& state,
                                               std::unique_ptr<NetBackend> backend = nullptr);
 
@@ -129,6 +148,13 @@ class Net : public VirtioDevice {
   std::vector<EventSource> event_sources() const override;
   void OnEvent(int fd, uint32_t events) override;
 
+  // PATCH /network-interfaces/{id} (VMM thread): Firecracker's update semantics for each
+  // direction (see RateLimiter::Update); a direction stopped by its old limit re-checks at once.
+  Status UpdateRateLimiters(const std::optional<RateLimiterConfig>& rx,
+                            const std::optional<RateLimiterConfig>& tx);
+  const RateLimiter& rx_rate_limiter() const { return rx_limiter_; }
+  const RateLimiter& tx_rate_limiter() const { return tx_limiter_; }
+
   NetState Save() const;
   NetMetrics metrics() const;
   const std::string& iface_id() const { return options_.iface_id; }
@@ -138,15 +164,21 @@ class Net : public VirtioDevice {
   bool needs_reset() const { return needs_reset_; }
 
  private:
-  Net(NetOptions options, std::unique_ptr<NetBackend> backend);
+  Net(NetOptions options, std::unique_ptr<NetBackend> backend, RateLimiter rx_limiter,
+      RateLimiter tx_limiter);
 
   // TX.
   void ProcessTx();
   enum class TxOutcome { kDone, kBlocked };
   TxOutcome SendChain(const DescriptorChain& chain);
+  // Takes a TX chain's tokens; false (counted) when the TX limiter throttles. Chains that are
+  // not frames cost nothing (they are dropped).
+  bool AdmitTx(const DescriptorChain& chain);
 
   // RX.
   void ProcessRx();
+  // Takes a received frame's tokens; false (counted) when the RX limiter throttles.
+  bool AdmitRx(uint64_t len);
   // Pops RX chains until the held ones can take `bytes` (mergeable) or one is held, or the ring
   // is empty. Chains that are not RX buffers are returned with length 0.
   void FillRxChains(uint64_t bytes);
@@ -205,12 +237,19 @@ class Net : public VirtioDevice {
   uint64_t rx_chain_bytes_ = 0;
   uint64_t rx_chain_descs_ = 0;
   size_t rx_pending_len_ = 0;
+  bool rx_pending_admitted_ = false;  // The rate limiter let the bounce-buffered frame through.
+  // A frame read straight into the held chains that the rate limiter has not let through yet.
+  size_t rx_deferred_len_ = 0;
   bool rx_starved_ = false;
   bool rx_read_error_logged_ = false;
 
   Counter rx_bytes_, rx_frames_, rx_dropped_, rx_errors_, rx_no_buffers_;
   Counter tx_bytes_, tx_frames_, tx_dropped_, tx_errors_, tx_would_block_;
   Counter malformed_chains_;
+  Counter rx_throttled_, tx_throttled_;
+
+  RateLimiter rx_limiter_;
+  RateLimiter tx_limiter_;
 };
 
 }  // namespace hearth

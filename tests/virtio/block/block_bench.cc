@@ -37,7 +37,7 @@ double Median(std::vector<double> v) {
 
 void Run(BlockOptions::IoEngine engine, const Workload& w, const std::string& path) {
   BlockHarness h(64ull << 20);
-  if (!h.Start(BlockOptions{"bench", path, false, BlockOptions::kUnsafe, engine},
+  if (!h.Start(BlockOptions{"bench", path, false, BlockOptions::kUnsafe, engine, {}},
                /*event_idx=*/true)) {
     std::abort();
   }

@@ -104,8 +104,10 @@ class BlockHarness {
   ~BlockHarness() { device_.reset(); }  // In-flight I/O ends before guest memory goes.
 
   // Creates and activates the device; false (with a test failure) when Create fails.
-  bool Start(const BlockOptions& options, bool event_idx = false, bool indirect = true) {
-    auto device = Block::Create(options);
+  // The rate limiter runs on `limiter_timer` when given (a testing::FakeTimer).
+  bool Start(const BlockOptions& options, bool event_idx = false, bool indirect = true,
+             std::unique_ptr<MonotonicTimer> limiter_timer = nullptr) {
+    auto device = Block::Create(options, std::move(limiter_timer));
     EXPECT_TRUE(device.ok()) << (device.ok() ? "" : device.error().message());
     if (!device.ok()) return false;
     device_ = std::move(device).value();
@@ -124,11 +126,11 @@ class BlockHarness {
   }
   void WaitIdle() {
     for (int i = 0; i < 1000 && device_->in_flight() > 0; ++i) {
-      auto sources = device_->event_sources();
-      ASSERT_EQ(sources.size(), 1u);
-      pollfd p{sources[0].fd, POLLIN, 0};
+      auto sources = device_->event_sources();  // The limiter's timer, then io_uring's eventfd.
+      ASSERT_EQ(sources.size(), 2u);
+      pollfd p{sources[1].fd, POLLIN, 0};
       ASSERT_GE(::poll(&p, 1, 5000), 0);
-      device_->OnEvent(sources[0].fd, EPOLLIN);
+      device_->OnEvent(sources[1].fd, EPOLLIN);
     }
     ASSERT_EQ(device_->in_flight(), 0u);
   }

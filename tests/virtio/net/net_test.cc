@@ -62,7 +62,7 @@ class NetTest : public ::testing::Test {
     auto backend = SocketBackend::Create(Fd(sv[0]), offloads, "sp0");
     ASSERT_TRUE(backend.ok()) << backend.error().message();
     backend_ = backend->get();
-    auto net = Net::Create(NetOptions{"eth0", "tap0", mac}, std::move(backend).value());
+    auto net = Net::Create(NetOptions{"eth0", "tap0", mac, {}, {}}, std::move(backend).value());
     ASSERT_TRUE(net.ok()) << net.error().message();
     net_ = std::move(net).value();
   }
@@ -200,24 +200,24 @@ TEST(NetCreate, RejectsBadOptions) {
     ::close(sv[1]);
     return Net::Create(options, SocketBackend::Create(Fd(sv[0]), 0).value());
   };
-  auto r = make({"", "tap0", std::nullopt});
+  auto r = make({"", "tap0", std::nullopt, {}, {}});
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().message(), "network interface id is empty");
-  r = make({"eth0", "", std::nullopt});
+  r = make({"eth0", "", std::nullopt, {}, {}});
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().message(), "network interface eth0: tap name is empty");
-  r = make({"eth0", "a/b", std::nullopt});
+  r = make({"eth0", "a/b", std::nullopt, {}, {}});
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().message(),
             "network interface eth0: tap name 'a/b' contains '/', whitespace or NUL");
-  r = make({"eth0", "0123456789abcdef", std::nullopt});
+  r = make({"eth0", "0123456789abcdef", std::nullopt, {}, {}});
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().message(),
             "network interface eth0: tap name '0123456789abcdef' is longer than 15 characters");
-  r = make({"eth0", "tap0", MacAddress{0x01, 0, 0, 0, 0, 1}});
+  r = make({"eth0", "tap0", MacAddress{0x01, 0, 0, 0, 0, 1}, {}, {}});
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().message(), "network interface eth0: guest MAC is a multicast address");
-  EXPECT_TRUE(make({"eth0", "0123456789abcde", kMac}).ok());
+  EXPECT_TRUE(make({"eth0", "0123456789abcde", kMac, {}, {}}).ok());
 }
 
 // ---- TX -------------------------------------------------------------------------------------
@@ -669,7 +669,7 @@ TEST_F(NetTest, SaveAndRestoreRoundTrip) {
 
 TEST_F(NetTest, RestoreRejectsFeaturesTheBackendNoLongerOffers) {
   NetState state{"eth0", "tap0", std::nullopt,
-                 kVirtioFVersion1 | kVirtioNetFGuestTso4 | kVirtioNetFGuestCsum};
+                 kVirtioFVersion1 | kVirtioNetFGuestTso4 | kVirtioNetFGuestCsum, {}, {}};
   int sv[2];
   ASSERT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
   Fd other(sv[1]);

@@ -108,7 +108,7 @@ TEST(Tap, FramesCrossARealTap) {
     ASSERT_FALSE(lo.ok());
     EXPECT_EQ(lo.error().message(), "TUNSETIFF lo: Invalid argument");
 
-    auto created = Net::Create(NetOptions{"eth0", "hnt0", kGuestMac});
+    auto created = Net::Create(NetOptions{"eth0", "hnt0", kGuestMac, {}, {}});
     ASSERT_TRUE(created.ok()) << created.error().message();
     std::unique_ptr<Net> net = std::move(created).value();
     // Any kernel since 2.6.27 takes checksum and TSO offloads on a tap.

@@ -244,6 +244,25 @@ TEST_F(MmioTransportTest, InterruptStatusAndAck) {
   EXPECT_EQ(Read(mmio::kInterruptStatus), 0u);
 }
 
+TEST_F(MmioTransportTest, DeviceSignalsAConfigChangeThroughItsInterrupt) {
+  testing::VirtioDriver q0(memory_, 0x1000, 16, 0x10000);
+  Negotiate(kVirtioFVersion1);
+  SetupQueue(0, q0);
+  Write(mmio::kStatus, kDriverOkStatus);
+  ASSERT_TRUE(device_->active);
+  const int fired = irq_->fired;
+  EXPECT_EQ(Read(mmio::kConfigGeneration), 0u);
+  // What a drive does after its backing file changed size.
+  device_->activation.interrupt->SignalConfigChange();
+  EXPECT_EQ(Read(mmio::kConfigGeneration), 1u);
+  EXPECT_EQ(Read(mmio::kInterruptStatus), kVirtioIntConfigChange);
+  EXPECT_EQ(irq_->fired, fired + 1);
+  EXPECT_EQ(transport_.Save().config_generation, 1u);
+  // The generation only ever moves forward, across resets too.
+  Write(mmio::kStatus, 0);
+  EXPECT_EQ(Read(mmio::kConfigGeneration), 1u);
+}
+
 TEST_F(MmioTransportTest, ConfigSpaceWindow) {
   uint8_t bytes[4] = {};
   transport_.Read(mmio::kConfig + 2, std::span(bytes, 4));
