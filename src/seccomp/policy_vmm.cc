@@ -2,6 +2,7 @@
 // and io_uring), tap I/O, timers (rate limiters), stop signals; then stopping the vCPUs and
 // tearing the VM down.
 #include <linux/if_tun.h>
+#include <fcntl.h>
 #include <sys/ioctl.h>
 
 #include "seccomp/policy.h"
@@ -45,8 +46,10 @@ void AddVmmRules(SeccompPolicy& p) {
   p.Allow(SCMP_SYS(access));
   p.Allow(SCMP_SYS(shutdown));
   p.Allow(SCMP_SYS(unlink));
-  // Not here yet, to be added with the features: openat for a PATCH /drives that swaps the
-  // backing file (rate-limiter work) and for snapshot files.
+  // PATCH /drives with a new path_on_host (Block::UpdateBackingFile): open the new image (never
+  // create or truncate a file), size it, and swap it into the io_uring's registered files.
+  p.AllowIf(SCMP_SYS(openat), {SCMP_A2(SCMP_CMP_MASKED_EQ, O_CREAT | O_TRUNC, 0)});
+  p.Allow(SCMP_SYS(io_uring_register));
   // Snapshots (in progress) will add here: KVM_GET_* state ioctls, KVM_GET_DIRTY_LOG, and for
   // userfaultfd-backed restore userfaultfd(2) plus UFFDIO_API/REGISTER/COPY/ZEROPAGE/WAKE.
 }
