@@ -135,17 +135,24 @@ ApiResponse VmmController::Do(const PatchDrive& patch) {
       return ApiResponse::Fault(s.error().message());
     }
   }
+  if (!vm_->paused()) vm_->devices().Unwatch(loop_);
   Status updated = attached->transport->With([&](MmioTransport& t) -> Status {
     auto* block = dynamic_cast<Block*>(&t.device());
     if (block == nullptr) return Error("drive '" + patch.drive_id + "' is not a block device");
-    return Error("drive '" + patch.drive_id + "': updating a drive after start is not wired in yet (MERGE-RL)");
+    if (patch.path_on_host) {
+      RETURN_IF_ERROR(block->UpdateBackingFile(*patch.path_on_host));
+    }
+    if (patch.rate_limiter) {
+      RETURN_IF_ERROR(block->UpdateRateLimiter(patch.rate_limiter));
+    }
+    return Ok();
   });
-  if (!updated.ok()) return ApiResponse::Fault(updated.error().message());
-  // A new timer fd, or none, may come with a new limiter: watch what the device has now.
+  // An update may replace a device's event sources (a new backing file, a new engine): watch
+  // what the device has now.
   if (!vm_->paused()) {
-    vm_->devices().Unwatch(loop_);
     if (auto s = vm_->devices().Watch(loop_); !s.ok()) return ApiResponse::Fault(s.error().message());
   }
+  if (!updated.ok()) return ApiResponse::Fault(updated.error().message());
   if (patch.path_on_host) drive->path_on_host = *patch.path_on_host;
   if (patch.rate_limiter) drive->rate_limiter = patch.rate_limiter;
   return ApiResponse::NoContent();
@@ -168,16 +175,19 @@ ApiResponse VmmController::Do(const PatchNetworkInterface& patch) {
   if (iface == resources_.network_interfaces.end() || attached == nullptr) {
     return ApiResponse::Fault("network interface '" + patch.iface_id + "': no such interface");
   }
+  if (!vm_->paused()) vm_->devices().Unwatch(loop_);
   Status updated = attached->transport->With([&](MmioTransport& t) -> Status {
     auto* net = dynamic_cast<Net*>(&t.device());
     if (net == nullptr) return Error("'" + patch.iface_id + "' is not a network interface");
-    return Error("'" + patch.iface_id + "': updating rate limiters is not wired in yet (MERGE-RL)");
+    return net->UpdateRateLimiters(patch.rx_rate_limiter ? patch.rx_rate_limiter : iface->rx_rate_limiter,
+                                   patch.tx_rate_limiter ? patch.tx_rate_limiter : iface->tx_rate_limiter);
   });
-  if (!updated.ok()) return ApiResponse::Fault(updated.error().message());
+  // An update may replace a device's event sources (a new backing file, a new engine): watch
+  // what the device has now.
   if (!vm_->paused()) {
-    vm_->devices().Unwatch(loop_);
     if (auto s = vm_->devices().Watch(loop_); !s.ok()) return ApiResponse::Fault(s.error().message());
   }
+  if (!updated.ok()) return ApiResponse::Fault(updated.error().message());
   if (patch.rx_rate_limiter) iface->rx_rate_limiter = patch.rx_rate_limiter;
   if (patch.tx_rate_limiter) iface->tx_rate_limiter = patch.tx_rate_limiter;
   return ApiResponse::NoContent();
@@ -357,14 +367,17 @@ std::string VmmController::CollectMetrics() const {
                          {"flush_requests", m.flush_requests}, {"io_errors", m.io_errors},
                          {"invalid_requests", m.invalid_requests},
                          {"unsupported_requests", m.unsupported_requests},
-                         {"chain_errors", m.chain_errors},     {"interrupts", m.interrupts}};
+                         {"chain_errors", m.chain_errors},     {"interrupts", m.interrupts},
+                         {"rate_limiter_throttled_events", m.rate_limiter_throttled_events}};
         } else if (auto* n = dynamic_cast<Net*>(&t.device())) {
           const NetMetrics m = n->metrics();
           net[a.id] = {{"rx_bytes", m.rx_bytes},     {"rx_frames", m.rx_frames},
                        {"rx_dropped", m.rx_dropped}, {"rx_errors", m.rx_errors},
                        {"tx_bytes", m.tx_bytes},     {"tx_frames", m.tx_frames},
                        {"tx_dropped", m.tx_dropped}, {"tx_errors", m.tx_errors},
-                       {"malformed_chains", m.malformed_chains}};
+                       {"malformed_chains", m.malformed_chains},
+                       {"rx_rate_limiter_throttled_events", m.rx_rate_limiter_throttled_events},
+                       {"tx_rate_limiter_throttled_events", m.tx_rate_limiter_throttled_events}};
         }
       });
     }

@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "tests/support/api_client.h"
+#include "tests/support/process.h"
 #include "tests/support/temp_dir.h"
 
 namespace hearth::testing {
@@ -260,6 +261,71 @@ TEST(Api, DuplicateDriveRulesApply) {
   EXPECT_STATUS(vmm.Call("PUT", "/network-interfaces/eth0", R"({"iface_id":"eth0","host_dev_name":"tap0"})"), 204);
   EXPECT_FAULT(vmm.Call("PUT", "/network-interfaces/eth1", R"({"iface_id":"eth1","host_dev_name":"tap0"})"),
                "already used by 'eth0'");
+}
+
+// A tap device for the duration of a test (tests run as root).
+class ScopedTap {
+ public:
+  ScopedTap() : name_("hapi" + std::to_string(::getpid() % 100000)) {
+    ok_ = RunProcess({"ip", "tuntap", "add", "dev", name_, "mode", "tap"}, 10s).ExitedWith(0);
+  }
+  ~ScopedTap() {
+    if (ok_) RunProcess({"ip", "link", "del", name_}, 10s);
+  }
+  bool ok() const { return ok_; }
+  const std::string& name() const { return name_; }
+
+ private:
+  std::string name_;
+  bool ok_ = false;
+};
+
+TEST(Api, PatchDrivesAndInterfacesAfterStart) {
+  TempDir dir;
+  std::string disk1 = dir.Write("d1.img", std::string(4096, 'a'));
+  std::string disk2 = dir.Write("d2.img", std::string(8192, 'b'));
+  ScopedTap tap;
+  ASSERT_TRUE(tap.ok()) << "cannot create a tap device (root needed)";
+  HearthApiProcess vmm(dir);
+  ASSERT_TRUE(vmm.ready());
+  EXPECT_STATUS(vmm.Call("PUT", "/drives/data", R"({"drive_id":"data","path_on_host":)" + Quote(disk1) +
+                                                    R"(,"is_root_device":false})"),
+                204);
+  EXPECT_STATUS(vmm.Call("PUT", "/network-interfaces/eth0",
+                         R"({"iface_id":"eth0","host_dev_name":)" + Quote(tap.name()) +
+                             R"(,"tx_rate_limiter":{"bandwidth":{"size":1000000,"refill_time":100}}})"),
+                204);
+  const std::string metrics = dir.Path("metrics.json");
+  EXPECT_STATUS(vmm.Call("PUT", "/metrics", R"({"metrics_path":)" + Quote(metrics) + "}"), 204);
+  StartCounter(vmm);
+  // Swap the backing file, then limit the drive.
+  EXPECT_STATUS(vmm.Call("PATCH", "/drives/data", R"({"drive_id":"data","path_on_host":)" + Quote(disk2) + "}"), 204);
+  EXPECT_STATUS(vmm.Call("PATCH", "/drives/data",
+                         R"({"drive_id":"data","rate_limiter":{"ops":{"size":100,"refill_time":1000}}})"),
+                204);
+  EXPECT_FAULT(vmm.Call("PATCH", "/drives/data", R"({"drive_id":"data","path_on_host":"/no/such/file"})"),
+               "No such file");
+  EXPECT_FAULT(vmm.Call("PATCH", "/drives/other", R"({"drive_id":"other","path_on_host":)" + Quote(disk2) + "}"),
+               "no such drive");
+  EXPECT_STATUS(vmm.Call("PATCH", "/network-interfaces/eth0",
+                         R"({"iface_id":"eth0","rx_rate_limiter":{"ops":{"size":10,"refill_time":10}}})"),
+                204);
+  EXPECT_FAULT(vmm.Call("PATCH", "/network-interfaces/eth9", R"({"iface_id":"eth9"})"), "no such interface");
+  json config = json::parse(vmm.Call("GET", "/vm/config").body);
+  EXPECT_EQ(config["drives"][0]["path_on_host"], disk2);
+  EXPECT_EQ(config["drives"][0]["rate_limiter"]["ops"]["size"], 100);
+  EXPECT_EQ(config["network-interfaces"][0]["rx_rate_limiter"]["ops"]["size"], 10);
+  // The TX limit given at PUT stays.
+  EXPECT_EQ(config["network-interfaces"][0]["tx_rate_limiter"]["bandwidth"]["size"], 1000000);
+  EXPECT_STATUS(vmm.Call("PUT", "/actions", R"({"action_type":"FlushMetrics"})"), 204);
+  std::ifstream in(metrics);
+  std::string line;
+  std::getline(in, line);
+  json m = json::parse(line);
+  EXPECT_TRUE(m["block"]["data"].contains("rate_limiter_throttled_events")) << m.dump();
+  EXPECT_TRUE(m["net"]["eth0"].contains("tx_rate_limiter_throttled_events")) << m.dump();
+  long before = LastCount(vmm.Stdout());
+  EXPECT_TRUE(vmm.WaitForOutput("count " + std::to_string(before + 2) + "\n", 30s)) << "the guest stopped";
 }
 
 TEST(Api, StalledClientDoesNotBlockOthersForLong) {
