@@ -300,19 +300,42 @@ ApiResponse VmmController::Do(const PatchVmState& patch) {
   return ApiResponse::NoContent();
 }
 
-ApiResponse VmmController::Do(const CreateSnapshot&) {
+ApiResponse VmmController::Do(const CreateSnapshot& create) {
   if (!vm_) return ApiResponse::Fault(kNotBeforeStart);
   if (!vm_->paused()) return ApiResponse::Fault("Cannot create a snapshot: the microVM must be Paused first");
-  return ApiResponse::Fault("Cannot create a snapshot: snapshots are not supported by this build of Hearth yet");
+  if (auto s = vm_->SaveSnapshot(create); !s.ok()) {
+    return ApiResponse::Fault("Cannot create a snapshot: " + s.error().message());
+  }
+  return ApiResponse::NoContent();
 }
 
-ApiResponse VmmController::Do(const LoadSnapshot&) {
+ApiResponse VmmController::Do(const LoadSnapshot& load) {
   if (vm_) return ApiResponse::Fault(kNotAfterStart);
   if (configured_) {
     return ApiResponse::Fault(
         "Loading a microVM snapshot not allowed after configuring boot-specific resources.");
   }
-  return ApiResponse::Fault("Cannot load a snapshot: snapshots are not supported by this build of Hearth yet");
+  instance_start_us_ = MonotonicMicros();
+  auto restored = MicroVm::RestoreFromSnapshot(load, options_.vm_options);
+  if (!restored.ok()) return ApiResponse::Fault("Cannot load the snapshot: " + restored.error().message());
+  std::unique_ptr<MicroVm> vm = std::move(restored).value();
+  if (auto s = vm->Start(loop_, on_vm_stopped_); !s.ok()) {
+    vm->Stop();
+    return ApiResponse::Fault("Cannot start the restored microVM: " + s.error().message());
+  }
+  vm_ = std::move(vm);
+  // What GET /vm/config reports from now on: the restored VM's configuration (Firecracker
+  // leaves boot-source empty after a restore).
+  const VmResources& restored_resources = vm_->resources();
+  resources_.machine = restored_resources.machine;
+  resources_.drives = restored_resources.drives;
+  resources_.network_interfaces = restored_resources.network_interfaces;
+  resources_.vsock = restored_resources.vsock;
+  resources_.boot_source.reset();
+  configured_ = true;
+  LOG_INFO("microVM restored from " << load.snapshot_path << " in " << (MonotonicMicros() - instance_start_us_)
+                                    << " us" << (load.resume_vm ? " and resumed" : ", paused"));
+  return ApiResponse::NoContent();
 }
 
 RunOutcome VmmController::StopVm() {
