@@ -4,7 +4,9 @@
 #include <linux/if_tun.h>
 #include <fcntl.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 
+#include "kvm/kvm_uapi.h"
 #include "seccomp/policy.h"
 
 namespace hearth {
@@ -46,12 +48,45 @@ void AddVmmRules(SeccompPolicy& p) {
   p.Allow(SCMP_SYS(access));
   p.Allow(SCMP_SYS(shutdown));
   p.Allow(SCMP_SYS(unlink));
-  // PATCH /drives with a new path_on_host (Block::UpdateBackingFile): open the new image (never
-  // create or truncate a file), size it, and swap it into the io_uring's registered files.
-  p.AllowIf(SCMP_SYS(openat), {SCMP_A2(SCMP_CMP_MASKED_EQ, O_CREAT | O_TRUNC, 0)});
+  // Files opened after boot: PATCH /drives with a new path_on_host (Block::UpdateBackingFile:
+  // open the image, size it, swap it into the io_uring's registered files) and snapshot
+  // creation (the memory and state files are written to a temporary name, synced, then renamed
+  // over the final one; /dev/kvm is opened again for its MSR list). The jail is what bounds the
+  // paths.
+  p.Allow(SCMP_SYS(openat));
   p.Allow(SCMP_SYS(io_uring_register));
-  // Snapshots (in progress) will add here: KVM_GET_* state ioctls, KVM_GET_DIRTY_LOG, and for
-  // userfaultfd-backed restore userfaultfd(2) plus UFFDIO_API/REGISTER/COPY/ZEROPAGE/WAKE.
+  p.Allow(SCMP_SYS(ftruncate));
+  p.Allow(SCMP_SYS(fallocate));
+  p.Allow(SCMP_SYS(rename));
+  p.Allow(SCMP_SYS(renameat));
+  p.Allow(SCMP_SYS(renameat2));
+  p.Allow(SCMP_SYS(unlinkat));
+  p.Allow(SCMP_SYS(fstatfs));
+  p.Allow(SCMP_SYS(getdents64));
+  // PUT /snapshot/create on a paused VM: every piece of KVM state, read on this thread while
+  // the vCPU threads are parked outside KVM_RUN.
+  for (unsigned long request : std::initializer_list<unsigned long>{
+           KVM_GET_REGS, KVM_GET_SREGS, KVM_GET_FPU, KVM_GET_XSAVE, KVM_GET_XSAVE2, KVM_GET_XCRS,
+        KVM_GET_DEBUGREGS, KVM_GET_MSRS, KVM_GET_LAPIC, KVM_GET_VCPU_EVENTS, KVM_GET_MP_STATE,
+        KVM_GET_CPUID2,                                   // vCPU fds
+        KVM_GET_IRQCHIP, KVM_GET_PIT2, KVM_GET_CLOCK,      // the VM fd
+        KVM_GET_DIRTY_LOG,                                // Diff snapshots
+        KVM_CHECK_EXTENSION,                              // XSAVE area size (VM fd)
+        KVM_GET_MSR_INDEX_LIST, KVM_GET_MSR_FEATURE_INDEX_LIST,  // /dev/kvm: savable MSRs
+        KVM_GET_API_VERSION, KVM_GET_VCPU_MMAP_SIZE}) {          // ... checked when it is opened
+    p.AllowIoctl(request);
+  }
+  // virtio-vsock's host side, all on this thread's event loop: accepting host connections on
+  // uds_path, connecting to <uds_path>_<port> for the guest (UNIX sockets only), and moving
+  // bytes (recvfrom with MSG_PEEK reads a CONNECT line without consuming the data after it).
+  p.AllowIf(SCMP_SYS(socket), {SCMP_A0(SCMP_CMP_EQ, AF_UNIX)});
+  p.Allow(SCMP_SYS(connect));
+  p.Allow(SCMP_SYS(accept4));
+  p.Allow(SCMP_SYS(recvfrom));
+  p.Allow(SCMP_SYS(recvmsg));
+  p.Allow(SCMP_SYS(sendto));
+  p.Allow(SCMP_SYS(sendmsg));
+  p.Allow(SCMP_SYS(getsockopt));
 }
 
 }  // namespace hearth
