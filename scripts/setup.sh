@@ -6,7 +6,7 @@ set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 packages=(
-  build-essential cmake pkg-config
+  build-essential cmake pkg-config clang
   libseccomp-dev nlohmann-json3-dev libcpp-httplib-dev liburing-dev
   googletest libgtest-dev libbenchmark-dev
   util-linux iproute2 curl python3 python3-yaml

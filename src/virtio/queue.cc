@@ -69,6 +69,9 @@ Result<uint16_t> Queue::AvailableCount(const GuestMemory& memory) const {
 
 Queue::PopResult Queue::Pop(const GuestMemory& memory) {
   PopResult result;
+  // A queue the driver has not made ready points at nothing the device may use (its ring
+  // registers may still be 0, i.e. the guest's page 0): it has no chains.
+  if (!state_.ready) return result;
   auto pending = AvailableCount(memory);
   if (!pending.ok()) {
     result.error = ChainError{0, true, pending.error()};
@@ -149,6 +152,7 @@ Status Queue::WalkChain(const GuestMemory& memory, uint16_t head, DescriptorChai
 }
 
 Status Queue::AddUsed(GuestMemory& memory, uint16_t head, uint32_t len) {
+  if (!state_.ready) return Error("used ring of a queue that is not ready");
   const uint16_t slot = state_.next_used % state_.size;
   VirtqUsedElem elem{head, len};
   RETURN_IF_ERROR(memory.WriteObj(state_.used_ring + kRingHeader + 8ull * slot, elem));
@@ -159,6 +163,7 @@ Status Queue::AddUsed(GuestMemory& memory, uint16_t head, uint32_t len) {
 }
 
 bool Queue::NeedsInterrupt(const GuestMemory& memory) {
+  if (!state_.ready) return false;
   // The used index store must be ordered before reading what the driver asked for.
   std::atomic_thread_fence(std::memory_order_seq_cst);
   if (!state_.event_idx) {
@@ -175,6 +180,7 @@ bool Queue::NeedsInterrupt(const GuestMemory& memory) {
 }
 
 bool Queue::EnableNotification(GuestMemory& memory) {
+  if (!state_.ready) return false;
   if (state_.event_idx) {
     (void)memory.WriteObj(state_.used_ring + kRingHeader + 8ull * state_.size, state_.next_avail);
   } else {
@@ -203,7 +209,7 @@ void Queue::NotifyOnNextAvail(GuestMemory& memory) {
 }
 
 void Queue::DisableNotification(GuestMemory& memory) {
-  if (state_.event_idx) return;  // avail_event is simply not advanced.
+  if (!state_.ready || state_.event_idx) return;  // avail_event is simply not advanced.
   auto flags = memory.ReadObj<uint16_t>(state_.used_ring);
   if (flags.ok()) {
     (void)memory.WriteObj<uint16_t>(state_.used_ring, static_cast<uint16_t>(*flags | kVirtqUsedNoNotify));

@@ -108,7 +108,9 @@ class Queue {
   // Size a power of two within max_size, rings aligned and inside guest memory.
   Status Validate(const GuestMemory& memory) const;
 
-  // The next available chain, nothing when the ring is empty, or a ChainError.
+  // The next available chain, nothing when the ring is empty, or a ChainError. A queue that is
+  // not ready is never read or written: Pop finds nothing, AddUsed fails, the notification
+  // calls do nothing (a device may be activated with queues the driver left unused).
   struct PopResult {
     std::optional<DescriptorChain> chain;
     std::optional<ChainError> error;

@@ -15,6 +15,7 @@
 #include "base/log.h"
 #include "base/version.h"
 #include "config/vm_resources.h"
+#include "seccomp/seccomp.h"
 #include "vmm/console.h"
 #include "vmm/host_kind.h"
 #include "vmm/microvm.h"
@@ -51,7 +52,12 @@ constexpr const char* kUsage =
     "  --boot-timer           log the time from start to the guest's boot-complete signal\n"
     "  --level LEVEL          log level: Error, Warning, Info (default), Debug\n"
     "  --log-path PATH        append logs to PATH instead of stderr\n"
-    "  --no-seccomp           accepted for compatibility (seccomp filters come later)\n"
+    "  --no-seccomp           run without seccomp filters (they are on by default)\n"
+    "  --seccomp-filter FILE  install FILE (compiled BPF: sock_filter records) on every thread\n"
+    "                         instead of Hearth's own policies\n"
+    "  --seccomp-log          debug: log system calls outside the policies instead of killing\n"
+    "  --start-time-us US     (set by hearth-jailer) CLOCK_MONOTONIC start time, for --boot-timer\n"
+    "  --start-time-cpu-us US (set by hearth-jailer) CPU time used at that start\n"
     "  --host-kind KIND       auto (default), pvm or hardware: which host workarounds apply\n"
     "  --print-host-kind      print the detected host kind and exit\n"
     "  --version              print the version and exit\n"
@@ -74,7 +80,31 @@ struct Args {
   std::optional<std::string> merge_base;
   bool help = false;
   bool version = false;
+  SeccompOptions seccomp;
+  std::optional<std::string> start_time_us;
+  std::optional<std::string> start_time_cpu_us;
 };
+
+// Seccomp and start-time flags (hearth-jailer passes the start times).
+Status ParseSeccompAndStartArgs(Args& args, bool no_seccomp, bool seccomp_log) {
+  int chosen = int{no_seccomp} + int{seccomp_log} + int{args.seccomp.filter_file.has_value()};
+  if (chosen > 1) return Error("--no-seccomp, --seccomp-filter and --seccomp-log exclude each other");
+  if (no_seccomp) args.seccomp.mode = SeccompMode::kOff;
+  if (seccomp_log) args.seccomp.mode = SeccompMode::kLog;
+  for (auto* value : {&args.start_time_us, &args.start_time_cpu_us}) {
+    if (*value && (value->value().empty() ||
+                   value->value().find_first_not_of("0123456789") != std::string::npos ||
+                   value->value().size() > 19)) {
+      return Error("--start-time-us / --start-time-cpu-us: '" + value->value() +
+                   "' is not a number of microseconds");
+    }
+  }
+  if (args.start_time_us) {
+    SetProcessStart(std::stoull(*args.start_time_us),
+                    args.start_time_cpu_us ? std::stoull(*args.start_time_cpu_us) : 0);
+  }
+  return Ok();
+}
 
 Result<Args> ParseArgs(int argc, char** argv) {
   Args args;
@@ -83,6 +113,8 @@ Result<Args> ParseArgs(int argc, char** argv) {
       {"--level", &args.level},   {"--log-path", nullptr}, {"--host-kind", &args.host_kind},
       {"--metrics-path", nullptr}, {"--describe-snapshot", nullptr}, {"--merge-diff-snapshot", nullptr},
       {"--merge-base", nullptr},
+      {"--metrics-path", nullptr}, {"--seccomp-filter", nullptr}, {"--start-time-us", nullptr},
+      {"--start-time-cpu-us", nullptr},
   };
   const std::map<std::string, bool*> flags = {
       {"--no-api", &args.no_api},       {"--boot-timer", &args.boot_timer},
@@ -90,6 +122,7 @@ Result<Args> ParseArgs(int argc, char** argv) {
       {"--print-host-kind", &args.print_host_kind}, {"--snapshot-version", &args.snapshot_version},
   };
   bool no_seccomp = false;
+  bool seccomp_log = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     std::optional<std::string> inline_value;
@@ -97,8 +130,9 @@ Result<Args> ParseArgs(int argc, char** argv) {
       inline_value = arg.substr(eq + 1);
       arg = arg.substr(0, eq);
     }
-    if (arg == "--no-seccomp") {
-      no_seccomp = true;
+    if (arg == "--no-seccomp" || arg == "--seccomp-log") {
+      if (inline_value) return Error(arg + " takes no value");
+      (arg == "--no-seccomp" ? no_seccomp : seccomp_log) = true;
       continue;
     }
     if (auto f = flags.find(arg); f != flags.end()) {
@@ -122,9 +156,12 @@ Result<Args> ParseArgs(int argc, char** argv) {
     else if (arg == "--describe-snapshot") args.describe_snapshot = value;
     else if (arg == "--merge-diff-snapshot") args.merge_diff = value;
     else if (arg == "--merge-base") args.merge_base = value;
+    else if (arg == "--seccomp-filter") args.seccomp.filter_file = value;
+    else if (arg == "--start-time-us") args.start_time_us = value;
+    else if (arg == "--start-time-cpu-us") args.start_time_cpu_us = value;
     else *valued.at(arg) = value;
   }
-  (void)no_seccomp;
+  RETURN_IF_ERROR(ParseSeccompAndStartArgs(args, no_seccomp, seccomp_log));
   return args;
 }
 
@@ -208,6 +245,11 @@ int RunMain(int argc, char** argv) {
   sigemptyset(&sa.sa_mask);
   for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaction(sig, &sa, nullptr);
 
+  // Compiled once here; each thread installs its own before it handles a guest or a client.
+  auto seccomp = SeccompFilters::Build(args.seccomp);
+  if (!seccomp.ok()) return Fail(kExitArgumentParsing, seccomp.error().message());
+  const std::shared_ptr<const SeccompFilters> filters = *seccomp;
+
   auto loop = EventLoop::Create();
   if (!loop.ok()) return Fail(kExitVmmError, loop.error().message());
   ApiMetrics api_metrics;
@@ -215,6 +257,10 @@ int RunMain(int argc, char** argv) {
   options.instance_id = args.id;
   options.vm_options.host_kind = *host_kind;
   options.vm_options.boot_timer = args.boot_timer;
+  if (filters->enabled()) {
+    options.vm_options.on_vcpu_thread_start = [filters] { return filters->Install(SeccompThreadKind::kVcpu); };
+    options.vm_options.on_event_loop_start = [filters] { return filters->Install(SeccompThreadKind::kVmm); };
+  }
   options.api_metrics = &api_metrics;
   bool vm_stopped = false;
   VmmController controller(options, *loop, [&] {
@@ -255,7 +301,17 @@ int RunMain(int argc, char** argv) {
         !s.ok()) {
       return Fail(kExitVmmError, s.error().message());
     }
-    auto made = ApiServer::Create({*args.api_sock, channel.get(), &api_metrics, nullptr});
+    std::function<void()> api_thread_start;
+    if (filters->enabled()) {
+      api_thread_start = [filters] {
+        // An API thread without its filter must not serve: end the VMM.
+        if (auto s = filters->Install(SeccompThreadKind::kApi); !s.ok()) {
+          std::fprintf(stderr, "hearth: error: %s\n", s.error().message().c_str());
+          std::_Exit(kExitVmmError);
+        }
+      };
+    }
+    auto made = ApiServer::Create({*args.api_sock, channel.get(), &api_metrics, api_thread_start});
     if (!made.ok()) return Fail(kExitVmmError, made.error().message());
     server = std::move(made).value();
     server->Start();

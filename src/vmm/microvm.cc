@@ -231,7 +231,8 @@ Status MicroVm::BuildVirtioDevices(const VmResources& resources, Cmdline& cmdlin
 
 Status MicroVm::BuildVcpus(const Kvm& kvm, uint32_t count, bool smt) {
   ASSIGN_OR_RETURN(auto supported, kvm.GetSupportedCpuid());
-  VcpuContext ctx{&pio_, &mmio_, &vm_->memory(), exit_, std::make_shared<UnhandledAccessLog>()};
+  VcpuContext ctx{&pio_, &mmio_, &vm_->memory(), exit_, std::make_shared<UnhandledAccessLog>(),
+                  options_.on_vcpu_thread_start};
   for (uint32_t id = 0; id < count; ++id) {
     ASSIGN_OR_RETURN(KvmVcpu kvm_vcpu, vm_->kvm_vm().CreateVcpu(id));
     CpuidOptions cpuid{id, count, smt, options_.host_kind == HostKind::kPvm};
@@ -301,11 +302,15 @@ Status MicroVm::Start(EventLoop& loop, std::function<void()> on_stop) {
     // lets the vCPUs go.
     paused_ = true;
     for (auto& vcpu : vcpus_) vcpu->StartPaused();
-    return Ok();
+  } else {
+    RETURN_IF_ERROR(WatchConsoleInput(loop));
+    RETURN_IF_ERROR(virtio_->Watch(loop));
+    for (auto& vcpu : vcpus_) vcpu->Start();
   }
-  RETURN_IF_ERROR(WatchConsoleInput(loop));
-  RETURN_IF_ERROR(virtio_->Watch(loop));
-  for (auto& vcpu : vcpus_) vcpu->Start();
+  // The VMM thread's filter, now that the vCPU threads exist (they must not inherit it).
+  if (options_.on_event_loop_start) {
+    RETURN_IF_ERROR(options_.on_event_loop_start());
+  }
   return Ok();
 }
 

@@ -36,6 +36,10 @@ struct MicroVmOptions {
   int console_in = 0;   // stdin; -1 for none.
   int console_out = 1;  // stdout.
   int stop_event_fd = -1;  // Readable when the VMM must stop (signals); -1 for none.
+  // Thread start hooks (seccomp): first thing in each vCPU thread; on the VMM thread once the
+  // vCPU threads exist (so they do not inherit its filter) and before the event loop runs.
+  std::function<Status()> on_vcpu_thread_start;
+  std::function<Status()> on_event_loop_start;
 };
 
 // Which stage failed, so the CLI can tell a bad configuration from a failing host.

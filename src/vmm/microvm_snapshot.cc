@@ -217,7 +217,7 @@ Result<std::unique_ptr<MicroVm>> MicroVm::RestoreFromSnapshot(const LoadSnapshot
   RETURN_IF_ERROR(RestoreVmState(vm->vm_->kvm_vm(), state.vm));
   milestone("VM state restored");
   VcpuContext ctx{&vm->pio_, &vm->mmio_, &vm->vm_->memory(), vm->exit_,
-                  std::make_shared<UnhandledAccessLog>()};
+                  std::make_shared<UnhandledAccessLog>(), vm->options_.on_vcpu_thread_start};
   for (const VcpuState& vs : state.vcpus) {
     ASSIGN_OR_RETURN(KvmVcpu kvm_vcpu, vm->vm_->kvm_vm().CreateVcpu(vs.id));
     RETURN_IF_ERROR(RestoreVcpuState(kvm_vcpu, vs));

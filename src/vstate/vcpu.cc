@@ -120,6 +120,12 @@ void Vcpu::CountExit(uint32_t reason) {
 }
 
 void Vcpu::RunLoop() {
+  if (ctx_.on_thread_start) {
+    if (auto s = ctx_.on_thread_start(); !s.ok()) {
+      ctx_.exit->Request(ExitKind::kVmmError, "vCPU " + std::to_string(kvm_vcpu_.id()) + ": " + s.error().message());
+      return;
+    }
+  }
   SetThreadName("fc_vcpu " + std::to_string(kvm_vcpu_.id()));
   LOG_DEBUG("start-up: vCPU " << kvm_vcpu_.id() << " entering the guest at "
                               << MonotonicMicros() - ProcessStartMicros() << " us");

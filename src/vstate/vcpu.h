@@ -6,6 +6,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -24,6 +25,9 @@ struct VcpuContext {
   const GuestMemory* memory = nullptr;
   std::shared_ptr<ExitRequest> exit;
   std::shared_ptr<UnhandledAccessLog> unhandled;
+  // Run first in the vCPU thread, before the guest runs (installs the thread's seccomp
+  // filter); an error ends the VM.
+  std::function<Status()> on_thread_start;
 };
 
 // vCPU exits by kind, for the metrics file. Written by the vCPU thread, read by any.

@@ -372,6 +372,30 @@ TEST_F(NetTest, TxWaitsWhileTheBackendIsFullThenResumesOnWritable) {
 
 // ---- RX -------------------------------------------------------------------------------------
 
+// Found by fuzz_mmio: a driver that makes only the TX queue ready still gets DRIVER_OK, and the
+// RX queue's registers then point at guest page 0; a frame from the host made the device pop
+// "chains" there and write into memory the driver never offered.
+TEST_F(NetTest, NeverTouchesAQueueTheDriverDidNotMakeReady) {
+  Activate(kBasic);
+  net_->Reset();
+  queues_[kNetRxQueue].set_ready(false);
+  Status s = net_->Activate({&*memory_, &queues_, interrupt_, kBasic | kVirtioFVersion1});
+  ASSERT_TRUE(s.ok()) << s.error().message();
+  std::vector<uint64_t> addrs;
+  PostRx({2048}, &addrs);  // Rings where the unready queue points: what a pop would find.
+  const auto before = rx_->ReadBytes(0, 0x2000);
+  const auto buffer_before = rx_->ReadBytes(addrs[0], 2048);
+  PeerSend(MakeFrame(100));
+  BackendReadable();
+  net_->ProcessQueue(kNetRxQueue);
+  EXPECT_EQ(rx_->ReadBytes(0, 0x2000), before);
+  EXPECT_EQ(rx_->ReadBytes(addrs[0], 2048), buffer_before);
+  EXPECT_EQ(rx_->used_idx(), 0);
+  EXPECT_EQ(net_->metrics().rx_frames, 0u);
+  EXPECT_FALSE(net_->needs_reset());
+}
+
+
 TEST_F(NetTest, RxFrameLandsInAPostedBuffer) {
   Activate(kBasic);
   std::vector<uint64_t> addrs;

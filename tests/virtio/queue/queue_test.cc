@@ -321,6 +321,26 @@ TEST_F(QueueTest, RestoreRechecksAddresses) {
   EXPECT_FALSE(queue_.Restore(other, memory_).ok());
 }
 
+// Found by fuzz_mmio (through virtio-net): the device must not read or write a queue the driver
+// has not made ready, whatever its registers point at.
+TEST_F(QueueTest, QueueNotReadyIsNeverReadOrWritten) {
+  driver_.AddChain({{driver_.Alloc(16), 16, true}});
+  queue_.set_ready(false);
+  const auto rings = driver_.ReadBytes(kRings, 0x1000);
+  auto pop = Pop();
+  EXPECT_FALSE(pop.chain);
+  EXPECT_FALSE(pop.error);
+  EXPECT_FALSE(queue_.AddUsed(memory_, 0, 16).ok());
+  EXPECT_FALSE(queue_.NeedsInterrupt(memory_));
+  EXPECT_FALSE(queue_.EnableNotification(memory_));
+  queue_.DisableNotification(memory_);
+  EXPECT_EQ(driver_.ReadBytes(kRings, 0x1000), rings);
+  EXPECT_EQ(queue_.state().next_avail, 0);
+  // Once ready, the same chain is there.
+  queue_.set_ready(true);
+  EXPECT_TRUE(Pop().chain);
+}
+
 TEST_F(QueueTest, ResetForgetsConfiguration) {
   queue_.Reset();
   EXPECT_FALSE(queue_.ready());
