@@ -76,6 +76,7 @@ struct Vmm {
   std::string sock;
   Vmm(const std::string& binary, const std::string& dir, int index) {
     sock = dir + "/bench" + std::to_string(index) + ".sock";
+    std::fflush(stdout);  // The child's freopen would flush our buffer a second time.
     pid = ::fork();
     if (pid == 0) {
       freopen("/dev/null", "w", stdout);
