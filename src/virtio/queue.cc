@@ -1,5 +1,6 @@
 #include "virtio/queue.h"
 
+#include <algorithm>
 #include <atomic>
 #include <sstream>
 
@@ -229,6 +230,40 @@ Status Queue::Restore(const QueueState& state, const GuestMemory& memory) {
       return s.error().Wrap("queue state");
     }
   }
+  return Ok();
+}
+
+Status WriteChainBytes(GuestMemory& memory, const DescriptorChain& chain, uint64_t offset,
+                       std::span<const uint8_t> data) {
+  for (const GuestBuffer& buf : chain.writable) {
+    if (data.empty()) break;
+    if (offset >= buf.len) {
+      offset -= buf.len;
+      continue;
+    }
+    size_t n = std::min<uint64_t>(data.size(), buf.len - offset);
+    RETURN_IF_ERROR(memory.Write(buf.addr + offset, data.first(n)));
+    data = data.subspan(n);
+    offset = 0;
+  }
+  if (!data.empty()) return Error("chain is too short");
+  return Ok();
+}
+
+Status ReadChainBytes(const GuestMemory& memory, const DescriptorChain& chain, uint64_t offset,
+                      std::span<uint8_t> out) {
+  for (const GuestBuffer& buf : chain.readable) {
+    if (out.empty()) break;
+    if (offset >= buf.len) {
+      offset -= buf.len;
+      continue;
+    }
+    size_t n = std::min<uint64_t>(out.size(), buf.len - offset);
+    RETURN_IF_ERROR(memory.Read(buf.addr + offset, out.first(n)));
+    out = out.subspan(n);
+    offset = 0;
+  }
+  if (!out.empty()) return Error("chain is too short");
   return Ok();
 }
 

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "base/result.h"
@@ -144,5 +145,13 @@ class Queue {
 
   QueueState state_;
 };
+
+// Byte-addressed access to a chain's buffers, for headers that may span descriptors: copies
+// `data` into the writable buffers, or fills `out` from the readable ones, starting at byte
+// `offset`. Fails (after writing what fitted) when the chain is too short.
+Status WriteChainBytes(GuestMemory& memory, const DescriptorChain& chain, uint64_t offset,
+                       std::span<const uint8_t> data);
+Status ReadChainBytes(const GuestMemory& memory, const DescriptorChain& chain, uint64_t offset,
+                      std::span<uint8_t> out);
 
 }  // namespace hearth

@@ -373,14 +373,17 @@ std::string VmmController::CollectMetrics() const {
   if (vm_) {
     for (const auto& v : vm_->vcpus()) {
       const VcpuExitCounts& c = v->exit_counts();
-      vcpu["io"] = vcpu["io"].get<uint64_t>() + c.io.load();
-      vcpu["mmio"] = vcpu["mmio"].get<uint64_t>() + c.mmio.load();
-      vcpu["hlt"] = vcpu["hlt"].get<uint64_t>() + c.hlt.load();
-      vcpu["shutdown"] = vcpu["shutdown"].get<uint64_t>() + c.shutdown.load();
-      vcpu["system_event"] = vcpu["system_event"].get<uint64_t>() + c.system_event.load();
-      vcpu["internal_error"] = vcpu["internal_error"].get<uint64_t>() + c.internal_error.load();
-      vcpu["interrupted"] = vcpu["interrupted"].get<uint64_t>() + c.interrupted.load();
-      vcpu["other"] = vcpu["other"].get<uint64_t>() + c.other.load();
+      auto add = [&vcpu](const char* kind, const std::atomic<uint64_t>& count) {
+        vcpu[kind] = vcpu[kind].get<uint64_t>() + count.load();
+      };
+      add("io", c.io);
+      add("mmio", c.mmio);
+      add("hlt", c.hlt);
+      add("shutdown", c.shutdown);
+      add("system_event", c.system_event);
+      add("internal_error", c.internal_error);
+      add("interrupted", c.interrupted);
+      add("other", c.other);
     }
     for (const auto& a : vm_->devices().attached()) {
       a.transport->With([&](MmioTransport& t) {

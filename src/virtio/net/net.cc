@@ -19,24 +19,6 @@ namespace {
 constexpr size_t kMaxIov = 1024;
 
 
-// Writes `data` at byte `offset` of a chain's writable buffers (the header of an RX frame,
-// which may span descriptors).
-Status WriteChainBytes(GuestMemory& memory, const DescriptorChain& chain, uint64_t offset,
-                       std::span<const uint8_t> data) {
-  for (const GuestBuffer& buf : chain.writable) {
-    if (data.empty()) break;
-    if (offset >= buf.len) {
-      offset -= buf.len;
-      continue;
-    }
-    size_t n = std::min<uint64_t>(data.size(), buf.len - offset);
-    RETURN_IF_ERROR(memory.Write(buf.addr + offset, data.first(n)));
-    data = data.subspan(n);
-    offset = 0;
-  }
-  if (!data.empty()) return Error("RX chain is shorter than the virtio-net header");
-  return Ok();
-}
 
 // Whether a TX chain is a frame SendChain would send (anything else is dropped).
 bool IsTxFrame(const DescriptorChain& chain) {
