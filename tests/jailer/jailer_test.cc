@@ -52,14 +52,18 @@ std::string StatusLine(pid_t pid, const std::string& key) {
 }
 
 // Waits until the VMM (after exec) has its vCPU thread, i.e. the guest runs.
+bool HasVcpuThread(pid_t pid) {
+  std::error_code ec;
+  for (const auto& t : fs::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    if (Trim(ReadFile(t.path().string() + "/comm")) == "fc_vcpu 0") return true;
+  }
+  return false;
+}
+
 bool WaitForVcpuThread(pid_t pid) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  const std::string task_dir = "/proc/" + std::to_string(pid) + "/task";
   while (std::chrono::steady_clock::now() < deadline) {
-    std::error_code ec;
-    for (const auto& t : fs::directory_iterator(task_dir, ec)) {
-      if (Trim(ReadFile(t.path().string() + "/comm")) == "fc_vcpu 0") return true;
-    }
+    if (HasVcpuThread(pid)) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   return false;
@@ -269,15 +273,20 @@ TEST(Jailer, DaemonizeDetachesIntoANewSession) {
                  jail.base() + "/out", jail.base() + "/err");
   int status = jailer.Wait(kTimeout);
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << ReadFile(jail.base() + "/err");
-  // The daemon is found through its cgroup.
-  std::string procs;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (procs.empty() && std::chrono::steady_clock::now() < deadline) {
-    procs = Trim(ReadFile("/sys/fs/cgroup/pids/hearth-test/daemon-1/cgroup.procs"));
+  // The daemon is found through its cgroup. The jailer's short-lived umount helper can share the
+  // cgroup for a moment (it waits out an RCU grace period), so the VMM is the member that runs a
+  // vCPU thread, not simply the first line.
+  pid_t pid = 0;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (pid == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::istringstream procs(ReadFile("/sys/fs/cgroup/pids/hearth-test/daemon-1/cgroup.procs"));
+    for (std::string line; pid == 0 && std::getline(procs, line);) {
+      if (!line.empty() && HasVcpuThread(std::stoi(line))) pid = std::stoi(line);
+    }
+    if (pid == 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  ASSERT_FALSE(procs.empty());
-  pid_t pid = std::stoi(procs);
-  ASSERT_TRUE(WaitForVcpuThread(pid));
+  ASSERT_NE(pid, 0) << "no process of the daemon's cgroup runs a vCPU thread";
+  const std::string procs = std::to_string(pid);
   EXPECT_EQ(::getsid(pid), pid);
   char target[256] = {};
   ASSERT_GT(::readlink(("/proc/" + procs + "/fd/1").c_str(), target, sizeof(target) - 1), 0);
