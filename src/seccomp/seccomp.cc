@@ -167,12 +167,7 @@ Result<std::shared_ptr<const SeccompFilters>> SeccompFilters::Build(const Seccom
   if (options.mode == SeccompMode::kOff) return std::shared_ptr<const SeccompFilters>(filters);
   filters->enabled_ = true;
   PrepareLibcForFilters();
-  SeccompMode mode = options.mode;
-#ifdef HEARTH_SANITIZE_BUILD
-  // The sanitizers' runtime makes calls no policy lists (LeakSanitizer stops the world with
-  // ptrace at exit): sanitizer builds log instead of killing, like Firecracker's debug builds.
-  if (mode == SeccompMode::kKill) mode = SeccompMode::kLog;
-#endif
+  const SeccompMode mode = options.mode;
   if (options.filter_file) {
     ASSIGN_OR_RETURN(BpfProgram user, LoadBpfFile(*options.filter_file));
     filters->programs_.fill(user);
