@@ -32,6 +32,10 @@ generator=()
 if command -v ninja >/dev/null && [[ ! -f "${build_dir}/CMakeCache.txt" ]]; then
   generator=(-G Ninja)
 fi
+# Sanitizer builds are for the tests: no benchmarks (numbers from them would mean nothing).
+if [[ "${build_dir}" != "${repo}/build" ]]; then
+  options+=(-DHEARTH_BUILD_BENCHMARKS=OFF)
+fi
 cmake -S "${repo}" -B "${build_dir}" "${generator[@]}" "${launcher[@]}" \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo "${options[@]}" >/dev/null
 cmake --build "${build_dir}" -j"$(nproc)" "${target[@]}" >&2

@@ -12,6 +12,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -46,6 +48,7 @@ class VmmThread {
                        });
                      }).ok());
     EXPECT_TRUE(loop_->Add(stop_->get(), EPOLLIN, [this](uint32_t) {
+                       std::lock_guard lock(mu_);
                        channel_.Close(close_reason_);
                        loop_->Stop();
                      }).ok());
@@ -56,7 +59,11 @@ class VmmThread {
   // Closes the channel with `reason` on the VMM thread and ends the thread.
   void Stop(std::string reason) {
     if (!thread_.joinable()) return;
-    close_reason_ = std::move(reason);
+    {
+      // The eventfd wakes the loop but is no synchronisation of its own: the lock hands over.
+      std::lock_guard lock(mu_);
+      close_reason_ = std::move(reason);
+    }
     EXPECT_TRUE(stop_->Signal().ok());
     thread_.join();
   }
@@ -68,7 +75,8 @@ class VmmThread {
   ActionChannel& channel_;
   std::optional<EventLoop> loop_;
   std::optional<EventFd> stop_;
-  std::string close_reason_;
+  std::mutex mu_;
+  std::string close_reason_;  // Guarded by mu_.
   std::thread::id served_on_;
   std::thread thread_;
 };
