@@ -5,6 +5,7 @@
 
 #include "kvm/kvm_uapi.h"
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -80,7 +81,10 @@ class KvmVcpu {
   // or by immediate_exit, true when kvm_run holds an exit to handle.
   Result<bool> Run();
   kvm_run* run_page() const { return reinterpret_cast<kvm_run*>(run_.data()); }
-  void SetImmediateExit(bool on) { run_page()->immediate_exit = on ? 1 : 0; }
+  // Other threads set it (Vcpu::Kick/Pause) while the vCPU thread clears it: an atomic store.
+  void SetImmediateExit(bool on) {
+    std::atomic_ref<uint8_t>(run_page()->immediate_exit).store(on ? 1 : 0);
+  }
   uint32_t id() const { return id_; }
 
   Result<kvm_regs> GetRegs() const;

@@ -51,7 +51,14 @@ void Vcpu::StartPaused() {
 }
 
 void Vcpu::Kick() {
-  stop_.store(true, std::memory_order_release);
+  {
+    // Under park_mu_: ParkWhilePaused() checks stop_ and clears immediate_exit under it, so
+    // this store lands either before that check (the vCPU sees it and ends) or after the
+    // clear (immediate_exit below is set after it). A store outside the lock could fall
+    // between the waiter's predicate check and its sleep, and that wake-up would be lost.
+    std::lock_guard lock(park_mu_);
+    stop_.store(true, std::memory_order_release);
+  }
   park_cv_.notify_all();
   // immediate_exit covers the window between the stop check and entering KVM_RUN; the signal
   // covers a vCPU already inside it.
