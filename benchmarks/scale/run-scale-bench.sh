@@ -11,6 +11,7 @@
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 build="${repo}/build"
+export SCALE_BENCH_COMMAND="benchmarks/scale/run-scale-bench.sh $*"
 do_build=1
 while (($#)); do
   case "$1" in

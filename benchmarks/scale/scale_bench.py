@@ -69,6 +69,7 @@ class Procs:
         self.work = work
         self.live = {}      # pid -> name
         self.exited = {}    # pid -> wait status
+        self.cpu = {}       # pid -> user + system CPU ms of the whole process life (exit included)
         self.stdin_r, self.stdin_w = os.pipe()  # an idle terminal for every VMM's console
         os.set_inheritable(self.stdin_r, False)
 
@@ -88,7 +89,7 @@ class Procs:
     def reap(self):
         while self.live:
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
+                pid, status, usage = os.wait4(-1, os.WNOHANG)
             except ChildProcessError:
                 self.live.clear()
                 return
@@ -96,6 +97,7 @@ class Procs:
                 return
             self.live.pop(pid, None)
             self.exited[pid] = status
+            self.cpu[pid] = (usage.ru_utime + usage.ru_stime) * 1000
 
     def kill(self, pid):
         if pid in self.live:
@@ -355,7 +357,8 @@ def tiny_batch(o, procs, vmm, conc, n, debug=False, timeout=30.0):
             good.append((lat, rec))
     ok = len(results)
     rate = ok / (t_last - t0) if ok and t_last > t0 else 0.0
-    return {"rate": rate, "lat": [l for l, _ in good], "fails": fails, "recs": [r for _, r in good]}
+    return {"rate": rate, "lat": [l for l, _ in good], "fails": fails, "recs": [r for _, r in good],
+            "cpu": [procs.cpu[r["pid"]] for _, r in good if r["pid"] in procs.cpu]}
 
 
 BOOT_TIME_RE = re.compile(r"Guest-boot-time = (\d+) us")
@@ -385,17 +388,18 @@ def section_tiny(o, procs, rep):
     for conc in o.tiny_conc:
         for vmm in vmms:
             n = o.tiny_n if vmm == "hearth" else o.qemu_n
-            rates, lats, fails = [], [], []
+            rates, lats, fails, cpus = [], [], [], []
             for r in range(o.reps):
                 res = tiny_batch(o, procs, vmm, conc, n)
                 rates.append(res["rate"])
                 lats += res["lat"]
                 fails += res["fails"]
-            curve[vmm][conc] = {"rates": rates, "lat": lats, "fails": fails, "n": n}
+                cpus += res["cpu"]
+            curve[vmm][conc] = {"rates": rates, "lat": lats, "fails": fails, "n": n, "cpu": cpus}
             rep.log("tiny %-6s C=%-3d N=%d x %d: rate median %.1f/s (min %.1f, max %.1f); start -> "
-                    "first output %s; failures %d; load %s" % (
+                    "first output %s; CPU per VMM process (start to exit) %s; failures %d; load %s" % (
                         vmm, conc, n, o.reps, statistics.median(rates), min(rates), max(rates),
-                        summary(lats, " ms"), len(fails), loadavg()))
+                        summary(lats, " ms"), summary(cpus, " ms", "%.1f"), len(fails), loadavg()))
             for f in fails[:5]:
                 rep.log("  failure: " + f)
     # VMM set-up phases: C=1 boots with the Debug timeline.
@@ -419,7 +423,14 @@ def make_snapshot(o, procs, rep):
         rep.data["snapshot"] = {"boot_s": float("nan"), "create_ms": float("nan"),
                                 "state_bytes": os.path.getsize(snap),
                                 "mem_disk_kib": os.stat(mem).st_blocks // 2, "ready_us": None}
-        rep.log("snapshot: reusing %s and %s (--snapshot-dir)" % (snap, mem))
+        try:
+            with open(os.path.join(sdir, "made.json")) as f:
+                rep.data["snapshot"].update(json.load(f))
+        except (OSError, ValueError):
+            pass
+        rep.snapshot_calls = rep.data["snapshot"].get("calls")
+        rep.log("snapshot: reusing %s and %s (--snapshot-dir; made %s)" % (
+            snap, mem, rep.data["snapshot"].get("made", "by an earlier run")))
         return
     api = os.path.join(work, "base.sock")
     out, err = os.path.join(work, "base.out"), os.path.join(work, "base.err")
@@ -466,6 +477,10 @@ def make_snapshot(o, procs, rep):
     procs.kill(pid)
     procs.wait_gone([pid], 10)
     o.snap, o.mem = snap, mem
+    if o.snapshot_dir:
+        with open(os.path.join(sdir, "made.json"), "w") as f:
+            json.dump({"boot_s": boot_s, "create_ms": create_ms, "calls": calls,
+                       "made": datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC")}, f)
     tl = parse_vmm_timeline(err)
     rep.data["snapshot"] = {"boot_s": boot_s, "create_ms": create_ms,
                             "state_bytes": os.path.getsize(snap),
@@ -663,10 +678,11 @@ def section_restore(o, procs, rep):
             "answering (vsock CONNECT -> OK -> byte echoed)"))
         curve = {}
         for conc in concs:
-            rates, lats, loads, oks, cpus, fails = [], [], [], [], [], []
+            rates, lats, loads, oks, cpus, lives, fails = [], [], [], [], [], [], []
             for r in range(o.reps):
                 done, failed, secs = drive(o, procs, conc, n, keep=False, until=until)
                 cleanup_clones(procs, done + failed)
+                lives += [procs.cpu[c.pid] for c in done if c.pid in procs.cpu]
                 rates.append(len(done) / secs if done and secs > 0 else 0.0)
                 lats += [(c.t_done - c.t) * 1000 for c in done]
                 loads += [(c.t_loaded - c.t) * 1000 for c in done]
@@ -674,12 +690,13 @@ def section_restore(o, procs, rep):
                 cpus += [c.cpu_ms for c in done if c.cpu_ms is not None]
                 fails += [c.error for c in failed]
             curve[conc] = {"rates": rates, "lat": lats, "load": loads, "ok": oks, "cpu": cpus,
-                           "fails": fails, "n": n}
+                           "life": lives, "fails": fails, "n": n}
             rep.log("restore-%s C=%-3d N=%d x %d: rate median %.1f/s (min %.1f, max %.1f); start -> done %s; "
-                    "start -> load 204 %s; 204 -> OK %s; CPU per VMM process %s; failures %d; load %s" % (
+                    "start -> load 204 %s; 204 -> OK %s; CPU per VMM process when done %s, over its life (kill and "
+                    "exit included) %s; failures %d; load %s" % (
                         until, conc, n, o.reps, statistics.median(rates), min(rates), max(rates),
                         summary(lats, " ms"), summary(loads, " ms"), summary(oks, " ms"),
-                        summary(cpus, " ms", "%.0f"), len(fails), loadavg()))
+                        summary(cpus, " ms", "%.0f"), summary(lives, " ms", "%.1f"), len(fails), loadavg()))
             for f in fails[:5]:
                 rep.log("  failure: " + str(f))
         rep.data["restore"][until] = curve
@@ -700,7 +717,8 @@ def section_density(o, procs, rep):
                 reason = "MemAvailable %d MiB below the %d MiB floor" % (avail >> 10, o.min_avail_mib)
                 break
             t0 = mono()
-            done, failed, secs = drive(o, procs, o.density_conc, target - len(clones), keep=True)
+            done, failed, secs = drive(o, procs, o.density_conc, target - len(clones), keep=True,
+                                       until="running")
             clones += done
             restore_s = mono() - t0
             if failed:
@@ -709,7 +727,10 @@ def section_density(o, procs, rep):
                 rep.log("density: " + reason)
                 break
             time.sleep(2)  # idle before measuring
+            cpu0 = sum(cpu_ms(c.pid) or 0 for c in clones)
+            t_idle = mono()
             busy = cpu_busy_fraction(3)
+            clones_cpu = (sum(cpu_ms(c.pid) or 0 for c in clones) - cpu0) / ((mono() - t_idle) * 1000)
             load_idle = loadavg()
             t1 = mono()
             ok, bad, check_s = drive(o, procs, o.density_conc, 0, keep=True, existing=clones,
@@ -727,15 +748,15 @@ def section_density(o, procs, rep):
                     "restore_s": restore_s, "check_s": check_s,
                     "pss_total_mib": sum(pss) / 1024, "pss_per_vm_mib": sum(pss) / 1024 / max(1, len(pss)),
                     "avail_mib": meminfo("MemAvailable") >> 10, "load_idle": load_idle,
-                    "busy_idle": busy, "threads": threads,
+                    "busy_idle": busy, "clones_cpu": clones_cpu, "threads": threads,
                     "check_lat": [(c.t_done - c.t) * 1000 for c in ok]}
             steps.append(step)
             rep.log("density %4d VMs: restored in %.1f s; all-answer check %.1f s (%d ok, %d failed, "
-                    "answer %s); PSS %.1f MiB total, %.2f MiB/VM; MemAvailable %d MiB; idle CPU busy "
-                    "%.0f%% of 2 CPUs; load %s; %d VMM threads" % (
+                    "answer %s); PSS %.1f MiB total, %.2f MiB/VM; MemAvailable %d MiB; idle: host CPU busy "
+                    "%.0f%%, the clones' own CPU %.2f cores; load %s; %d VMM threads" % (
                         step["vms"], restore_s, check_s, len(ok), len(bad),
                         summary(step["check_lat"], " ms"), step["pss_total_mib"], step["pss_per_vm_mib"],
-                        step["avail_mib"], busy * 100, load_idle, threads))
+                        step["avail_mib"], busy * 100, clones_cpu, load_idle, threads))
             if bad:
                 reason = "%d of %d VMs did not answer: %s" % (len(bad), len(clones), bad[0].error)
                 break
@@ -1003,8 +1024,9 @@ def write_report(o, rep, started, loads):
               "and then print). Rate = launches / (first start -> last first byte), N per repetition, "
               "%d repetitions: median (min..max). The guest then powers off by itself, so each VM's "
               "teardown overlaps later launches (churn, as on a serverless host)." % o.reps, "",
-              "| C | Hearth VMs/s | per core | Hearth start -> first output p50 / p90 | QEMU VMs/s | Hearth/QEMU |",
-              "|---|---|---|---|---|---|"]
+              "| C | Hearth VMs/s | per core | Hearth start -> first output p50 / p90 | Hearth CPU per VM | "
+              "QEMU VMs/s | QEMU CPU per VM | Hearth/QEMU rate |",
+              "|---|---|---|---|---|---|---|---|"]
         hc = tiny["curve"]["hearth"]
         qc = tiny["curve"].get("qemu", {})
         for c in o.tiny_conc:
@@ -1012,10 +1034,12 @@ def write_report(o, rep, started, loads):
             q = qc.get(c)
             hr = statistics.median(h["rates"])
             qr = statistics.median(q["rates"]) if q else None
-            L.append("| %d | %s%s | %.1f | %.1f / %.1f ms | %s | %s |" % (
+            cpu = lambda r: "%.1f ms" % statistics.median(r["cpu"]) if r and r.get("cpu") else "-"
+            L.append("| %d | %s%s | %.1f | %.1f / %.1f ms | %s | %s | %s | %s |" % (
                 c, fmt_rates(h["rates"]), " (%d failed)" % len(h["fails"]) if h["fails"] else "", hr / ncpu,
-                statistics.median(h["lat"]) if h["lat"] else float("nan"), pct(h["lat"], 0.9),
+                statistics.median(h["lat"]) if h["lat"] else float("nan"), pct(h["lat"], 0.9), cpu(h),
                 (fmt_rates(q["rates"]) + (" (%d failed)" % len(q["fails"]) if q["fails"] else "")) if q else "-",
+                cpu(q),
                 "%.1f" % (hr / qr) if qr else "-"))
         bc, bh = max(hc.items(), key=lambda kv: statistics.median(kv[1]["rates"]))
         L += ["", "Best: **%.1f tiny VMs/s at C=%d = %.1f per host core per second** (Firecracker publishes 5 "
@@ -1028,8 +1052,9 @@ def write_report(o, rep, started, loads):
     snap = d.get("snapshot")
     restore = d.get("restore")
     if restore:
-        boot = "%.0f s to the echo listener on this host" % snap["boot_s"] if snap["boot_s"] == snap["boot_s"] \
-            else "reused from an earlier run"
+        boot = "%.0f s to the echo listener on this host%s" % (
+            snap["boot_s"], ", by an earlier run at %s with the same binary" % snap["made"] if "made" in snap else "") \
+            if snap["boot_s"] == snap["boot_s"] else "reused from an earlier run"
         L += ["", "## Creation rate: snapshot restores", "",
               "The snapshot: the bundled Linux guest (%d MiB, 1 vCPU) booted once (%s), paused and "
               "snapshotted (Full; state file %d bytes, memory file %d MiB of which %d MiB allocated). "
@@ -1039,8 +1064,8 @@ def write_report(o, rep, started, loads):
               "*Answering*: then a host client connects to the clone's vsock socket, `CONNECT %d` -> "
               "`OK`, and one byte comes back from the guest's in-kernel echo listener. Each clone is killed "
               "as soon as it is done (its teardown overlaps the next restores). CPU = user + system time "
-              "of the clone's VMM process at that moment (its vCPU thread's guest time included; "
-              "100 Hz ticks). %d repetitions per row." % (
+              "of the clone's VMM process when done (its vCPU thread's guest time included; "
+              "100 Hz ticks) and over its whole life, exit after SIGKILL included (`wait4` rusage). %d repetitions per row." % (
                   o.mem_mib, boot, snap["state_bytes"], os.path.getsize(o.mem) >> 20,
                   snap["mem_disk_kib"] >> 10, ECHO_PORT, o.reps), ""]
         for until, title in (("running", "to a running guest"), ("answer", "to an answering guest")):
@@ -1049,14 +1074,15 @@ def write_report(o, rep, started, loads):
                 continue
             L += ["**Restores %s** (N=%d per repetition):" % (title, list(curve.values())[0]["n"]), "",
                   "| C | restores/s | per core | start -> done p50 / p90 | start -> load 204 p50 | "
-                  "204 -> OK p50 | CPU per clone p50 | failed |",
+                  "204 -> OK p50 | CPU per clone p50: when done / whole life | failed |",
                   "|---|---|---|---|---|---|---|---|"]
             for c, r in curve.items():
                 med = lambda xs: statistics.median(xs) if xs else float("nan")
                 L.append("| %d | %s | %.1f | %.1f / %.1f ms | %.1f ms | %s | %s | %d |" % (
                     c, fmt_rates(r["rates"]), med(r["rates"]) / ncpu, med(r["lat"]), pct(r["lat"], 0.9),
                     med(r["load"]), "%.0f ms" % med(r["ok"]) if r["ok"] else "-",
-                    "%.0f ms" % med(r["cpu"]) if r["cpu"] else "-", len(r["fails"])))
+                    "%.0f / %.1f ms" % (med(r["cpu"]), med(r.get("life", []))) if r["cpu"] else "-",
+                    len(r["fails"])))
             bc, br = max(curve.items(), key=lambda kv: statistics.median(kv[1]["rates"]))
             best = statistics.median(br["rates"])
             L += ["", "Best %s: **%.1f restores/s at C=%d = %.1f per host core per second** (aim: 100 per "
@@ -1065,21 +1091,24 @@ def write_report(o, rep, started, loads):
     dens = d.get("density")
     if dens:
         L += ["", "## Density: idle clones of one snapshot, all answering", "",
-              "Clones of the same snapshot restored %d at a time and kept running (idle: the guest "
-              "waits in the agent's `vsock_hold`, the echo listener thread sleeps in accept). At each "
-              "step: 2 s idle, host CPU busy fraction over 3 s (idle cost), then every clone is "
+              "Clones of the same snapshot restored %d at a time (to running) and kept running (idle: the "
+              "guest waits in the agent's `vsock_hold`, the echo listener thread sleeps in accept). At "
+              "each step: 2 s idle, then over 3 s the host's CPU busy fraction (all sessions) and the "
+              "CPU the clones' VMM processes used (cores; their vCPU threads' guest time included), "
+              "then every clone is "
               "checked again (new vsock connection, `OK`, one byte echoed; %d checks in flight), then "
               "PSS of every VMM process (`/proc/PID/smaps_rollup`, which includes the guest memory "
               "mapping: private copied pages plus a share of the snapshot file's page cache)." % (
                   o.density_conc, o.density_conc), "",
               "| VMs | restore step | all-answer check | answered | answer p50 / p90 | PSS total | PSS/VM | "
-              "MemAvailable | CPU busy idle | load | VMM threads |",
+              "MemAvailable | idle: host CPU busy / clones' CPU | load | VMM threads |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]
         for s in dens["steps"]:
-            L.append("| %d | %.1f s | %.1f s | %d/%d | %.1f / %.1f ms | %.0f MiB | %.2f MiB | %d MiB | %.0f%% | %s | %d |" % (
+            L.append("| %d | %.1f s | %.1f s | %d/%d | %.1f / %.1f ms | %.0f MiB | %.2f MiB | %d MiB | %.0f%% / %.2f cores | %s | %d |" % (
                 s["vms"], s["restore_s"], s["check_s"], s["answered"], s["vms"],
                 statistics.median(s["check_lat"]) if s["check_lat"] else float("nan"), pct(s["check_lat"], 0.9),
-                s["pss_total_mib"], s["pss_per_vm_mib"], s["avail_mib"], s["busy_idle"] * 100, s["load_idle"],
+                s["pss_total_mib"], s["pss_per_vm_mib"], s["avail_mib"], s["busy_idle"] * 100, s["clones_cpu"],
+                s["load_idle"],
                 s["threads"]))
         L += ["", "Stopped: %s." % dens["reason"]]
     tiny_setup = tiny["setup"] if tiny else []
@@ -1211,7 +1240,8 @@ def parse_args(argv):
         if not q:
             p.error("--qemu: '%s' not found (give --no-qemu to skip the peer)" % o.qemu)
         o.qemu = q
-    o.command_line = " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0], REPO)] + argv)
+    o.command_line = os.environ.get("SCALE_BENCH_COMMAND") or " ".join(
+        shlex.quote(a) for a in [os.path.relpath(sys.argv[0], REPO)] + argv)
     return o
 
 
