@@ -733,7 +733,7 @@ def section_density(o, procs, rep):
             clones_cpu = (sum(cpu_ms(c.pid) or 0 for c in clones) - cpu0) / ((mono() - t_idle) * 1000)
             load_idle = loadavg()
             t1 = mono()
-            ok, bad, check_s = drive(o, procs, o.density_conc, 0, keep=True, existing=clones,
+            ok, bad, check_s = drive(o, procs, o.check_conc, 0, keep=True, existing=clones,
                                      timeout=o.check_timeout)
             check_s = mono() - t1
             pss = [pss_kib(c.pid) for c in clones]
@@ -872,7 +872,7 @@ def svg_histogram(x0, y0, w, h, title, xs, unit, bins=30):
         mx, y0, mx, y0 + h))
     for frac in (0, 0.25, 0.5, 0.75, 1):
         v = lo + frac * (hi - lo)
-        parts.append('<text x="%.1f" y="%d" font-size="10" text-anchor="middle">%.3g</text>' % (
+        parts.append('<text x="%.1f" y="%d" font-size="10" text-anchor="middle">%.4g</text>' % (
             x0 + frac * w, y0 + h + 13, v))
     parts.append('<text x="%d" y="%d" font-size="11" text-anchor="middle">%s</text>' % (
         x0 + w / 2, y0 + h + 27, esc(unit)))
@@ -1098,8 +1098,10 @@ def write_report(o, rep, started, loads):
               "then every clone is "
               "checked again (new vsock connection, `OK`, one byte echoed; %d checks in flight), then "
               "PSS of every VMM process (`/proc/PID/smaps_rollup`, which includes the guest memory "
-              "mapping: private copied pages plus a share of the snapshot file's page cache)." % (
-                  o.density_conc, o.density_conc), "",
+              "mapping: private copied pages plus a share of the snapshot file's page cache). A clone "
+              "that does not answer within the VMM's vsock connect timeout (30 s: the device closes the "
+              "host connection when the guest has not answered the request) or --check-timeout fails "
+              "the step." % (o.density_conc, o.check_conc), "",
               "| VMs | restore step | all-answer check | answered | answer p50 / p90 | PSS total | PSS/VM | "
               "MemAvailable | idle: host CPU busy / clones' CPU | load | VMM threads |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -1202,7 +1204,9 @@ def parse_args(argv):
     p.add_argument("--restore-conc", type=int_list, default=[1, 2, 4, 8])
     p.add_argument("--mem-mib", type=positive, default=128)
     p.add_argument("--density-steps", type=int_list, default=[10, 25, 50, 100, 200, 400])
-    p.add_argument("--density-conc", type=positive, default=8)
+    p.add_argument("--density-conc", type=positive, default=8, help="restores in flight while ramping")
+    p.add_argument("--check-conc", type=positive, default=2,
+                   help="answer checks in flight at each density step")
     p.add_argument("--density-budget", type=positive, default=1200, help="seconds for the ramp")
     p.add_argument("--min-avail-mib", type=positive, default=6144,
                    help="stop the ramp when MemAvailable is below this")
