@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Sets up what is missing, builds Hearth and the bundled guest, and runs every test.
-#   scripts/test.sh [--sanitize | --tsan] [--no-asan-unit] [--no-fuzz] [ctest arguments...]
+#   scripts/test.sh [--sanitize [--unit] | --tsan] [--no-asan-unit] [--no-fuzz] [ctest arguments...]
 #     (default)       the whole suite in build/; then the unit tests (ctest -L unit) again on an
 #                     AddressSanitizer + UndefinedBehaviorSanitizer build of the unit-test
 #                     executables only (build-asan/); then the short fuzz runs
 #     --sanitize      instead: the whole suite (unit, KVM integration, Linux guest) on the
-#                     ASan + UBSan build in build-asan/
+#                     ASan + UBSan build in build-asan/; with --unit only the unit tests (the step
+#                     the default mode adds, alone)
 #     --tsan          instead: the unit tests on a ThreadSanitizer build in build-tsan/
 #     --no-asan-unit  skip the ASan + UBSan unit run of the default mode
 #     --no-fuzz       skip the short fuzz runs (clang build in build-fuzz/, ctest label fuzz)
@@ -16,14 +17,16 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 mode=default
 asan_unit=1
+unit_only=0
 fuzz=1
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --sanitize) mode=asan ;;
     --tsan) mode=tsan ;;
+    --unit) unit_only=1 ;;
     --no-asan-unit) asan_unit=0 ;;
     --no-fuzz) fuzz=0 ;;
-    -h|--help) sed -n '2,14p' "${BASH_SOURCE[0]}" | cut -c3-; exit 0 ;;
+    -h|--help) sed -n '2,15p' "${BASH_SOURCE[0]}" | cut -c3-; exit 0 ;;
     *) break ;;
   esac
   shift
@@ -54,6 +57,11 @@ run_sanitized_ctest() {
 status=0
 case "${mode}" in
   asan)
+    if ((unit_only)); then
+      build_dir="$("${repo}/scripts/build.sh" --sanitize --unit | tail -n 1)"
+      run_sanitized_ctest "${build_dir}" -L unit "$@" || status=$?
+      exit "${status}"
+    fi
     build_dir="$("${repo}/scripts/build.sh" --sanitize | tail -n 1)"
     "${repo}/resources/build-guest.sh"
     run_sanitized_ctest "${build_dir}" "$@" || status=$?

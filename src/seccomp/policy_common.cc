@@ -53,6 +53,12 @@ void AddCommonRules(SeccompPolicy& p) {
   // Ending a thread or the process.
   p.Allow(SCMP_SYS(exit));
   p.Allow(SCMP_SYS(exit_group));
+#ifdef HEARTH_SANITIZER_RUNTIME
+  // ASan/TSan take down a thread's alternate signal stack at thread and process exit, and
+  // probe whether memory is readable by writing it into a pipe (pthread_create's interceptor).
+  p.Allow(SCMP_SYS(sigaltstack));
+  p.Allow(SCMP_SYS(pipe2));
+#endif
 }
 
 }  // namespace hearth
