@@ -158,6 +158,11 @@ class Net : public VirtioDevice {
   const RateLimiter& tx_rate_limiter() const { return tx_limiter_; }
 
   NetState Save() const;
+  // Snapshots (VirtioDevice): both rate limiters' buckets. RestoreState checks each against the
+  // limiter the device was rebuilt with (same buckets, sizes and refill times) and every
+  // bucket's invariants (budget <= size ...); on error nothing changes.
+  std::vector<uint8_t> SaveState() const override;
+  Status RestoreState(std::span<const uint8_t> state) override;
   NetMetrics metrics() const;
   const std::string& iface_id() const { return options_.iface_id; }
   NetBackend& backend() { return *backend_; }
