@@ -507,6 +507,56 @@ TEST_F(VsockTest, HostConnectWaitsUntilTheGuestTookTheReset) {
   EXPECT_EQ(vsock_->SaveState()[17], 0);
 }
 
+// After a snapshot or restore a guest that never takes the TRANSPORT_RESET (no driver work,
+// hung) does not hold host CONNECTs forever: they get the connect timeout, then EOF.
+TEST_F(VsockTest, HostConnectBehindAnUntakenResetTimesOut) {
+  MakeDevice(/*connect_timeout_us=*/300'000);
+  vsock_->TransportReset();  // The guest never refills its event queue.
+  Fd host = ConnectUnix(uds_);
+  WriteStr(host, "CONNECT 52\n");
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_TRUE(PumpUntilPacket(100).empty());
+  EXPECT_EQ(vsock_->metrics().connections_refused, 0u);
+  // The device's timer (on its epoll fd) closes the parked socket after the timeout.
+  std::string got;
+  while (got.empty() && std::chrono::steady_clock::now() - start < std::chrono::seconds(5)) {
+    EXPECT_TRUE(PumpUntilPacket(50).empty()) << "a request was offered behind the reset";
+    got = ReadSome(host, 0);
+  }
+  const auto waited = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(got, "<EOF>");
+  EXPECT_GE(waited, std::chrono::milliseconds(300));
+  EXPECT_LT(waited, std::chrono::seconds(3));
+  EXPECT_EQ(vsock_->metrics().connections_refused, 1u);
+  EXPECT_EQ(vsock_->connection_count(), 0u);
+  // The guest takes the reset later: nothing stale is offered, and new CONNECTs work at once.
+  EXPECT_EQ(guest_->Events(), std::vector<uint32_t>{kVsockEventTransportReset});
+  EXPECT_TRUE(PumpUntilPacket(100).empty());
+  auto [again, port] = HostConnect(52);
+  EXPECT_NE(port, 0u);
+}
+
+// A CONNECT parked behind the reset keeps what is left of its timeout once offered: the total
+// wait for "OK" is bounded by the connect timeout, not twice it.
+TEST_F(VsockTest, AParkedConnectKeepsItsDeadlineWhenOffered) {
+  MakeDevice(/*connect_timeout_us=*/600'000);
+  vsock_->TransportReset();
+  Fd host = ConnectUnix(uds_);
+  WriteStr(host, "CONNECT 52\n");
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_TRUE(PumpUntilPacket(300).empty());
+  EXPECT_EQ(guest_->Events(), std::vector<uint32_t>{kVsockEventTransportReset});
+  auto pkts = PumpUntilPacket();
+  ASSERT_EQ(pkts.size(), 1u);
+  EXPECT_EQ(pkts[0].header.op, kVsockOpRequest);
+  // The guest never answers: RST and EOF at the original deadline.
+  pkts = PumpUntilPacket(3000);
+  ASSERT_EQ(pkts.size(), 1u);
+  EXPECT_EQ(pkts[0].header.op, kVsockOpRst);
+  EXPECT_EQ(ReadSome(host), "<EOF>");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1100));
+}
+
 TEST_F(VsockTest, TransportResetWaitsForAnEventBuffer) {
   auto v = Vsock::Create(VsockOptions{kCid, uds_});
   ASSERT_TRUE(v.ok());
