@@ -26,9 +26,10 @@ children), hearth processes running our binary, tap devices named hsoak*, and so
 left under the work directory. It prints both columns and exits 1 on a leak:
   - any of: our fds or threads differ, a zombie child, a hearth process, an hsoak tap, a
     socket file;
-  - MemAvailable fell by more than --mem-tolerance-mib, or Shmem grew by more than it (other
-    work on the host moves MemAvailable; the tolerance is far below what 1000 leaked guests,
-    or even one leaked 32 MiB guest memory file per ten VMs, would cost);
+  - MemAvailable fell by more than --mem-tolerance-mib (1024: other sessions on this host move
+    it by hundreds of MiB; 1000 leaked 32 MiB guests would be 32 GiB), or Shmem (tmpfs, memfd:
+    leaked guest memory files) or SUnreclaim (kernel objects: taps, sockets) grew by more than
+    --kernel-tolerance-mib (64; one leaked 32 MiB memory file per ten VMs would be 3 GiB);
   - the host's file handles grew by more than --fd-tolerance (other sessions share the host).
 Any failed VM also exits 1. Exit 2: bad arguments or missing files.
 """
@@ -104,7 +105,8 @@ class Soak:
         self.hearth = os.path.realpath(args.hearth)
         self.hello = os.path.join(args.guests, "hello.elf")
         self.counter = os.path.join(args.guests, "counter.elf")
-        for p in (self.hearth, self.hello, self.counter):
+        self.blk_log = os.path.join(args.guests, "virtio_blk_log.elf")
+        for p in (self.hearth, self.hello, self.counter, self.blk_log):
             if not os.access(p, os.R_OK):
                 raise SystemExit(f"soak: {p} missing: build first")
         self.work = tempfile.mkdtemp(prefix="hearth-soak-")
@@ -273,6 +275,52 @@ class Soak:
                 p.wait()
         shutil.rmtree(d)
 
+    def virtio_load(self, seconds):
+        """One hearth process whose guest (virtio_blk_log) does virtio-blk requests for `seconds`:
+        the VMM's RSS, fds and threads once warm and at the end, and the requests done."""
+        d = os.path.join(self.work, "virtio")
+        os.mkdir(d)
+        image = os.path.join(d, "disk.img")
+        with open(image, "wb") as f:
+            f.truncate(1 << 20)
+        cfg = os.path.join(d, "vm.json")
+        with open(cfg, "w") as f:
+            json.dump({
+                "boot-source": {"kernel_image_path": self.blk_log,
+                                "boot_args": "console=ttyS0 blk.mask=0x3f"},
+                "machine-config": {"vcpu_count": 1, "mem_size_mib": MEM_MIB},
+                "drives": [{"drive_id": "disk0", "path_on_host": image, "is_root_device": False,
+                            "is_read_only": False, "cache_type": "Writeback"}],
+            }, f)
+        out_path = os.path.join(d, "out")
+        with open(out_path, "wb") as out, open(os.path.join(d, "err"), "wb") as err:
+            p = subprocess.Popen([self.hearth, "--no-api", "--config-file", cfg],
+                                 stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+
+        def iterations():
+            lines = [l for l in read_text(out_path).splitlines() if l.startswith("blk ")]
+            bad = [l for l in lines if not l.endswith("w=0 f=0 r=0 data=ok last=0")]
+            if bad:
+                raise VmFailure(f"virtio load: the guest saw a failed request: {bad[0]}")
+            return int(lines[-1].split()[1]) + 1 if lines else 0
+
+        try:
+            t0 = time.monotonic()
+            if not wait_for(lambda: iterations() >= 129, 60, 0.05):
+                raise VmFailure(f"virtio load: the guest does not run: {read_text(out_path)[-300:]}")
+            warm_requests = 4 * iterations()
+            warm = process_usage(p.pid)
+            time.sleep(max(0.0, seconds - (time.monotonic() - t0)))
+            end = process_usage(p.pid)
+            end_requests = 4 * iterations()
+            self.stop(p, "virtio load VM")
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        shutil.rmtree(d)
+        return warm_requests, warm, end_requests, end
+
     # ---- phases --------------------------------------------------------------------------------
 
     def sequential(self, n):
@@ -354,7 +402,12 @@ def process_usage(pid):
 
 
 def host_state(hearth, work):
-    mi = meminfo()
+    # The median of three samples: other work on the host moves these.
+    samples = []
+    for _ in range(3):
+        samples.append(meminfo())
+        time.sleep(0.3)
+    mi = {key: median([m[key] for m in samples]) for key in samples[0]}
     me = os.getpid()
     zombies, my_zombies, hearths, host_threads = [], [], [], 0
     for entry in os.listdir("/proc"):
@@ -388,6 +441,7 @@ def host_state(hearth, work):
     return {
         "MemAvailable MiB": mi["MemAvailable"] // 1024,
         "Shmem MiB": mi["Shmem"] // 1024,
+        "SUnreclaim MiB": mi["SUnreclaim"] // 1024,
         "our open fds": len(os.listdir("/proc/self/fd")),
         "our threads": len(os.listdir("/proc/self/task")),
         "host file handles": int(read_text("/proc/sys/fs/file-nr").split()[0]),
@@ -421,7 +475,9 @@ def main():
     ap.add_argument("--parallel", type=int, default=0)
     ap.add_argument("--concurrency", type=int, default=50)
     ap.add_argument("--api-requests", type=int, default=0)
-    ap.add_argument("--mem-tolerance-mib", type=int, default=256)
+    ap.add_argument("--virtio-seconds", type=float, default=0)
+    ap.add_argument("--mem-tolerance-mib", type=int, default=1024)
+    ap.add_argument("--kernel-tolerance-mib", type=int, default=64)
     ap.add_argument("--fd-tolerance", type=int, default=2000)
     ap.add_argument("--rss-tolerance-kib", type=int, default=1024)
     args = ap.parse_args()
@@ -443,6 +499,7 @@ def main():
             report.append(f"parallel: {args.parallel} VMs, {args.concurrency} at a time, "
                           f"in {s:.1f} s")
         api_result = soak.api_requests(args.api_requests) if args.api_requests else None
+        virtio_result = soak.virtio_load(args.virtio_seconds) if args.virtio_seconds else None
         # Let exiting processes and the kernel settle (tap teardown, socket release).
         time.sleep(1.0)
         after = host_state(soak.hearth, soak.work)
@@ -481,9 +538,13 @@ def main():
         if before["MemAvailable MiB"] - after["MemAvailable MiB"] > args.mem_tolerance_mib:
             ok = False
             print(f"LEAK: MemAvailable fell by more than {args.mem_tolerance_mib} MiB")
-        if after["Shmem MiB"] - before["Shmem MiB"] > args.mem_tolerance_mib:
+        if after["Shmem MiB"] - before["Shmem MiB"] > args.kernel_tolerance_mib:
             ok = False
-            print(f"LEAK: Shmem grew by more than {args.mem_tolerance_mib} MiB")
+            print(f"LEAK: Shmem grew by more than {args.kernel_tolerance_mib} MiB")
+        if after["SUnreclaim MiB"] - before["SUnreclaim MiB"] > args.kernel_tolerance_mib:
+            ok = False
+            print(f"LEAK: unreclaimable kernel memory grew by more than "
+                  f"{args.kernel_tolerance_mib} MiB")
         if after["host file handles"] - before["host file handles"] > args.fd_tolerance:
             ok = False
             print(f"LEAK: host file handles grew by more than {args.fd_tolerance}")
@@ -499,6 +560,19 @@ def main():
             if end["rss_kib"] - warm["rss_kib"] > args.rss_tolerance_kib:
                 ok = False
                 print(f"LEAK: the VMM's RSS grew by more than {args.rss_tolerance_kib} KiB")
+        if virtio_result:
+            warm_requests, warm, end_requests, end = virtio_result
+            print(f"one VMM whose guest does virtio-blk requests for {args.virtio_seconds:g} s: "
+                  f"after {warm_requests}: RSS {warm['rss_kib']} KiB, {warm['fds']} fds, "
+                  f"{warm['threads']} threads; after {end_requests}: RSS {end['rss_kib']} KiB, "
+                  f"{end['fds']} fds, {end['threads']} threads")
+            if end["fds"] != warm["fds"] or end["threads"] != warm["threads"]:
+                ok = False
+                print("LEAK: the VMM's fd or thread count grew under virtio load")
+            if end["rss_kib"] - warm["rss_kib"] > args.rss_tolerance_kib:
+                ok = False
+                print(f"LEAK: the VMM's RSS grew by more than {args.rss_tolerance_kib} KiB "
+                      "under virtio load")
     print("soak: " + ("PASS" if ok else "FAIL"))
     return 0 if ok else 1
 
