@@ -157,11 +157,18 @@ Result<kvm_clock_data> KvmVm::GetClock() const {
   return clock;
 }
 
-Status KvmVm::SetClock(const kvm_clock_data& clock) {
-  // Only the clock value is set: KVM_SET_CLOCK rejects flags it does not accept as input
-  // (KVM_CLOCK_TSC_STABLE is output only).
+Status KvmVm::SetClock(const kvm_clock_data& clock, bool advance_by_realtime) {
+  // Only the clock value (and the realtime base when asked) is set: KVM_SET_CLOCK rejects flags
+  // it does not accept as input (KVM_CLOCK_TSC_STABLE and KVM_CLOCK_HOST_TSC are output only).
   kvm_clock_data in{};
   in.clock = clock.clock;
+  if (advance_by_realtime) {
+    if (!(clock.flags & KVM_CLOCK_REALTIME)) {
+      return Error("kvm-clock: the saved clock has no realtime base (KVM_CLOCK_REALTIME)");
+    }
+    in.flags = KVM_CLOCK_REALTIME;
+    in.realtime = clock.realtime;
+  }
   RETURN_IF_ERROR(KVM_IOCTL(fd_.get(), KVM_SET_CLOCK, &in));
   return Ok();
 }

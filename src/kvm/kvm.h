@@ -54,7 +54,10 @@ class KvmVm {
   Result<kvm_pit_state2> GetPit2() const;
   Status SetPit2(const kvm_pit_state2& pit);
   Result<kvm_clock_data> GetClock() const;
-  Status SetClock(const kvm_clock_data& clock);
+  // Sets kvm-clock to `clock.clock`. With `advance_by_realtime`, KVM also adds the host
+  // wall-clock time passed since `clock.realtime` (KVM_CLOCK_REALTIME; the saved clock must
+  // carry that flag, i.e. it was read on a host with a TSC-based clock source).
+  Status SetClock(const kvm_clock_data& clock, bool advance_by_realtime = false);
   Result<int> CheckExtension(long capability) const;
   Status SetTssAddr(uint64_t addr);
   Status SetIdentityMapAddr(uint64_t addr);

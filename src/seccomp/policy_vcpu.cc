@@ -2,7 +2,6 @@
 // activate or reset a virtio device).
 #include <linux/if_tun.h>
 #include <sys/ioctl.h>
-#include <sys/socket.h>
 
 #include "kvm/kvm_uapi.h"
 #include "seccomp/policy.h"
@@ -26,23 +25,6 @@ void AddVcpuRules(SeccompPolicy& p) {
   p.Allow(SCMP_SYS(io_uring_enter));
   // A guest's device reset consumes the device's eventfds (completions, notifications).
   p.Allow(SCMP_SYS(read));
-  // virtio-vsock activated or reset by the guest (its status register is written on this
-  // thread): Activate serves host connections already waiting on uds_path and Reset/transport
-  // reset closes them, on the device's own epoll set. UNIX sockets only.
-  p.Allow(SCMP_SYS(epoll_wait));
-  p.Allow(SCMP_SYS(epoll_pwait));
-  p.Allow(SCMP_SYS(epoll_ctl));
-  p.AllowIf(SCMP_SYS(socket), {SCMP_A0(SCMP_CMP_EQ, AF_UNIX)});
-  p.Allow(SCMP_SYS(connect));
-  p.Allow(SCMP_SYS(accept4));
-  p.Allow(SCMP_SYS(recvfrom));
-  p.Allow(SCMP_SYS(recvmsg));
-  p.Allow(SCMP_SYS(sendto));
-  p.Allow(SCMP_SYS(sendmsg));
-  p.Allow(SCMP_SYS(readv));
-  p.Allow(SCMP_SYS(shutdown));
-  p.Allow(SCMP_SYS(getsockopt));
-  p.Allow(SCMP_SYS(timerfd_settime));
   // Kicking another vCPU or the VMM thread (pthread_kill).
   p.Allow(SCMP_SYS(tgkill));
 }

@@ -127,8 +127,9 @@ Result<std::unique_ptr<MicroVm>> MicroVm::RestoreFromSnapshot(const LoadSnapshot
   if (params.vsock_uds_path && !state.vsock) {
     return Error("vsock_override: the snapshot has no vsock device");
   }
-  if (params.clock_realtime) {
-    return Error("clock_realtime: advancing kvm-clock by the time spent saved is not supported");
+  if (params.clock_realtime && !(state.vm.clock.flags & KVM_CLOCK_REALTIME)) {
+    return Error("clock_realtime: the snapshot's kvm-clock has no realtime base (its host's clock "
+                 "source was not TSC-based), so the time spent saved cannot be added");
   }
 
   std::unique_ptr<MicroVm> vm(new MicroVm());
@@ -214,7 +215,7 @@ Result<std::unique_ptr<MicroVm>> MicroVm::RestoreFromSnapshot(const LoadSnapshot
   RETURN_IF_ERROR(vm->i8042_->With([&](I8042& d) { return d.Restore(state.i8042); }));
 
   milestone("devices rebuilt and restored");
-  RETURN_IF_ERROR(RestoreVmState(vm->vm_->kvm_vm(), state.vm));
+  RETURN_IF_ERROR(RestoreVmState(vm->vm_->kvm_vm(), state.vm, params.clock_realtime));
   milestone("VM state restored");
   VcpuContext ctx{&vm->pio_, &vm->mmio_, &vm->vm_->memory(), vm->exit_,
                   std::make_shared<UnhandledAccessLog>(), vm->options_.on_vcpu_thread_start};

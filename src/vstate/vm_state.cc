@@ -12,13 +12,13 @@ Result<VmState> SaveVmState(const KvmVm& vm) {
   return s;
 }
 
-Status RestoreVmState(KvmVm& vm, const VmState& s) {
+Status RestoreVmState(KvmVm& vm, const VmState& s, bool clock_realtime) {
   if (s.pic_master.chip_id != KVM_IRQCHIP_PIC_MASTER || s.pic_slave.chip_id != KVM_IRQCHIP_PIC_SLAVE ||
       s.ioapic.chip_id != KVM_IRQCHIP_IOAPIC) {
     return Error("VM state: interrupt controller ids do not match (PIC master, PIC slave, IOAPIC)");
   }
   RETURN_IF_ERROR(vm.SetPit2(s.pit));
-  RETURN_IF_ERROR(vm.SetClock(s.clock));
+  RETURN_IF_ERROR(vm.SetClock(s.clock, clock_realtime));
   RETURN_IF_ERROR(vm.SetIrqchip(s.pic_master));
   RETURN_IF_ERROR(vm.SetIrqchip(s.pic_slave));
   RETURN_IF_ERROR(vm.SetIrqchip(s.ioapic));

@@ -16,7 +16,9 @@ struct VmState {
 
 Result<VmState> SaveVmState(const KvmVm& vm);
 // Re-checks the chip ids; sets kvm-clock to the saved value, so guest time continues from the
-// snapshot with no jump backwards (the time the VM spent saved does not pass for the guest).
-Status RestoreVmState(KvmVm& vm, const VmState& state);
+// snapshot with no jump backwards (the time the VM spent saved does not pass for the guest),
+// or, with `clock_realtime`, advances it by the host wall-clock time since the save
+// (Firecracker's `clock_realtime`).
+Status RestoreVmState(KvmVm& vm, const VmState& state, bool clock_realtime = false);
 
 }  // namespace hearth

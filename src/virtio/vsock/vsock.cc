@@ -19,6 +19,7 @@ namespace {
 
 constexpr uint64_t kListenerToken = ~uint64_t{0};
 constexpr uint64_t kTimerToken = ~uint64_t{0} - 1;
+constexpr uint64_t kWakeToken = ~uint64_t{0} - 2;
 constexpr int kMaxEvents = 64;
 constexpr size_t kMaxQueuedRsts = 1024;
 constexpr size_t kMaxIov = 1024;
@@ -76,11 +77,12 @@ uint64_t IovBytes(const std::vector<iovec>& iov) {
 
 // ---- Creation ---------------------------------------------------------------------------------
 
-Vsock::Vsock(VsockOptions options, Fd listener, Fd epoll, Fd timer)
+Vsock::Vsock(VsockOptions options, Fd listener, Fd epoll, Fd timer, EventFd wake)
     : options_(std::move(options)),
       listener_(std::move(listener)),
       epoll_(std::move(epoll)),
-      timer_(std::move(timer)) {}
+      timer_(std::move(timer)),
+      wake_(std::move(wake)) {}
 
 Result<std::unique_ptr<Vsock>> Vsock::Create(const VsockOptions& options) {
   if (options.guest_cid < 3 || options.guest_cid > UINT32_MAX) {
@@ -116,12 +118,15 @@ Result<std::unique_ptr<Vsock>> Vsock::Create(const VsockOptions& options) {
   if (status.ok()) {
     status = EpollCtl(epoll.get(), EPOLL_CTL_ADD, timer.get(), EPOLLIN, kTimerToken);
   }
+  auto wake = EventFd::Create();
+  if (status.ok() && !wake.ok()) status = wake.error();
+  if (status.ok()) status = EpollCtl(epoll.get(), EPOLL_CTL_ADD, wake->get(), EPOLLIN, kWakeToken);
   if (!status.ok()) {
     ::unlink(options.uds_path.c_str());
     return status.error().Wrap("vsock");
   }
-  return std::unique_ptr<Vsock>(
-      new Vsock(options, std::move(listener), std::move(epoll), std::move(timer)));
+  return std::unique_ptr<Vsock>(new Vsock(options, std::move(listener), std::move(epoll),
+                                          std::move(timer), std::move(wake).value()));
 }
 
 Result<std::unique_ptr<Vsock>> Vsock::Restore(const VsockState& state) {
@@ -240,10 +245,10 @@ Status Vsock::Activate(VirtioActivation activation) {
   acked_features_ = activation.acked_features;
   needs_reset_ = false;
   activated_ = true;
-  // A TRANSPORT_RESET saved while the guest had no event buffer (restored device).
-  if (event_pending_) DeliverEvents();
-  // Host clients that connected before the driver was ready.
-  if (listener_pending_) OnListener();
+  // A TRANSPORT_RESET saved while the guest had no event buffer (restored device), and host
+  // clients that connected before the driver was ready, are served from the event loop: this
+  // runs on the vCPU thread that wrote DRIVER_OK, whose seccomp policy has no socket calls.
+  if (event_pending_ || listener_pending_) (void)wake_.Signal();
   return Ok();
 }
 
@@ -312,6 +317,12 @@ void Vsock::PollHost() {
         OnListener();
       } else if (token == kTimerToken) {
         OnTimer();
+      } else if (token == kWakeToken) {
+        (void)wake_.Consume();
+        if (activated_ && !needs_reset_) {
+          DeliverEvents();
+          if (listener_pending_) OnListener();
+        }
       } else {
         const int fd = static_cast<int>(token);
         if (auto it = fd_to_key_.find(fd); it != fd_to_key_.end()) {
@@ -886,9 +897,8 @@ void Vsock::Remove(Key key, bool reset) {
 }
 
 void Vsock::RemoveAll() {
-  for (auto& [key, conn] : connections_) {
-    if (conn->fd.valid()) (void)::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, conn->fd.get(), nullptr);
-  }
+  // Closing a connection's socket (never duplicated) also drops it from the epoll set: no
+  // epoll_ctl here, as a guest's device reset runs this on a vCPU thread.
   connections_.clear();
   fd_to_key_.clear();
   rst_queue_.clear();

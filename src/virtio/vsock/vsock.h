@@ -124,7 +124,7 @@ class Vsock : public VirtioDevice {
     return (uint64_t{local_port} << 32) | peer_port;
   }
 
-  Vsock(VsockOptions options, Fd listener, Fd epoll, Fd timer);
+  Vsock(VsockOptions options, Fd listener, Fd epoll, Fd timer, EventFd wake);
 
   // Inner epoll dispatch.
   void PollHost();
@@ -178,6 +178,7 @@ class Vsock : public VirtioDevice {
   Fd listener_;
   Fd epoll_;
   Fd timer_;
+  EventFd wake_;  // Work Activate hands to the event loop (see Activate).
   bool timer_armed_ = false;
 
   bool activated_ = false;

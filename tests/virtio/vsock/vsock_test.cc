@@ -601,6 +601,10 @@ TEST_F(VsockTest, PendingTransportResetSurvivesSaveStateRestoreState) {
   EXPECT_TRUE(vsock_->event_pending());
   guest_ = std::make_unique<VsockGuest>(*memory_, *vsock_);
   ASSERT_TRUE(guest_->Activate().ok());
+  // Activate (on the vCPU thread) only wakes the event loop, which delivers the event.
+  EXPECT_TRUE(guest_->Events().empty());
+  EXPECT_TRUE(vsock_->event_pending());
+  guest_->PollHost();
   EXPECT_EQ(guest_->Events(), std::vector<uint32_t>{kVsockEventTransportReset});
   EXPECT_FALSE(vsock_->event_pending());
   guest_->PostEventBuffer();
@@ -745,6 +749,9 @@ TEST_F(VsockTest, ResetDropsEverythingAndReactivates) {
   guest_->PollHost();
   guest_ = std::make_unique<VsockGuest>(*memory_, *vsock_);
   ASSERT_TRUE(guest_->Activate().ok());
+  // Activate runs on the vCPU thread (no socket calls under its seccomp policy): the waiting
+  // client is served by the event loop's next poll, not by Activate itself.
+  EXPECT_TRUE(guest_->Receive().empty());
   auto pkts = PumpUntilPacket();
   ASSERT_EQ(pkts.size(), 1u);
   EXPECT_EQ(pkts[0].header.op, kVsockOpRequest);
