@@ -4,7 +4,7 @@
   tests/soak/soak.py --hearth build/src/hearth --guests build/tests/guests \
       [--sequential 1000] [--parallel 1000 --concurrency 50] [--api-requests 1000]
 
-Phases (each optional, in this order):
+Phases (each optional, in this order; Linux restores between parallel and api-requests):
   sequential N   N micro-VMs one after the other;
   parallel N     N micro-VMs, --concurrency of them running at any time;
   api-requests N one `hearth --api-sock` process with a running guest serves N API requests:
@@ -321,6 +321,120 @@ class Soak:
         shutil.rmtree(d)
         return warm_requests, warm, end_requests, end
 
+    # ---- Linux snapshot restores ---------------------------------------------------------------
+
+    LINUX_ECHO_PORT = 5000
+
+    def make_linux_snapshot(self, guest_dir):
+        """Boots the bundled Linux guest (resources/build-guest.sh) with the agent's vsock echo
+        server and a long sleep (netwait) that keeps it alive, and snapshots it."""
+        kernel = os.path.join(guest_dir, "vmlinux")
+        initrd = os.path.join(guest_dir, "initramfs.cpio")
+        for f in (kernel, initrd):
+            if not os.access(f, os.R_OK):
+                raise SystemExit(f"soak: {f} missing: run resources/build-guest.sh")
+        self.linux_snap = os.path.join(self.work, "linux.snap")
+        self.linux_mem = os.path.join(self.work, "linux.mem")
+        d = os.path.join(self.work, "linux-base")
+        os.mkdir(d)
+        p, sock = self.start_api_vmm(d)
+        try:
+            t0 = time.monotonic()
+            args = ("console=ttyS0 reboot=k panic=-1 hearth_agent.checks=vsock_echo:"
+                    f"{self.LINUX_ECHO_PORT},netwait:3600000 hearth_agent.action=poweroff")
+            for method, path, body in [
+                ("PUT", "/boot-source", {"kernel_image_path": kernel, "initrd_path": initrd,
+                                         "boot_args": args}),
+                ("PUT", "/machine-config", {"vcpu_count": 1, "mem_size_mib": 128}),
+                ("PUT", "/vsock", {"guest_cid": 3, "uds_path": os.path.join(d, "v.sock")}),
+                ("PUT", "/actions", {"action_type": "InstanceStart"}),
+            ]:
+                status, text = api(sock, method, path, body)
+                if status != 204:
+                    raise SystemExit(f"soak: Linux base VM {method} {path} -> {status} {text}")
+            out = os.path.join(d, "out")
+            if not wait_for(lambda: "netwait ms=" in read_text(out) or
+                            f"vsock_echo port={self.LINUX_ECHO_PORT} listen=ok" in read_text(out),
+                            300, 0.2):
+                raise SystemExit(f"soak: the Linux guest did not start its echo server: "
+                                 f"{read_text(out)[-500:]}")
+            boot_s = time.monotonic() - t0
+            time.sleep(1.0)  # Into the sleep.
+            if not self.linux_echo(os.path.join(d, "v.sock")):
+                raise SystemExit("soak: the Linux guest does not echo before the snapshot")
+            for method, path, body in [
+                ("PATCH", "/vm", {"state": "Paused"}),
+                ("PUT", "/snapshot/create", {"snapshot_type": "Full",
+                                             "snapshot_path": self.linux_snap,
+                                             "mem_file_path": self.linux_mem}),
+            ]:
+                status, text = api(sock, method, path, body, timeout=120)
+                if status != 204:
+                    raise SystemExit(f"soak: Linux base VM {method} {path} -> {status} {text}")
+            self.stop(p, "Linux base VM")
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        shutil.rmtree(d)
+        return boot_s
+
+    def linux_echo(self, uds, timeout=60.0):
+        """CONNECT to the guest's echo port through the vsock socket; True when "ping" comes
+        back."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        try:
+            s.connect(uds)
+            s.sendall(f"CONNECT {self.LINUX_ECHO_PORT}\n".encode())
+            line = b""
+            while not line.endswith(b"\n"):
+                chunk = s.recv(1)
+                if not chunk:
+                    return False
+                line += chunk
+            if not line.startswith(b"OK "):
+                return False
+            s.sendall(b"ping")
+            got = b""
+            while len(got) < 4:
+                chunk = s.recv(4 - len(got))
+                if not chunk:
+                    return False
+                got += chunk
+            return got == b"ping"
+        except OSError:
+            return False
+        finally:
+            s.close()
+
+    def run_linux_restore(self):
+        vm_id = self.new_id()
+        d = self.vm_dir(vm_id)
+        what = f"Linux restore vm{vm_id}"
+        t0 = time.monotonic()
+        p, sock = self.start_api_vmm(d)
+        try:
+            status, body = api(sock, "PUT", "/snapshot/load", {
+                "snapshot_path": self.linux_snap,
+                "mem_backend": {"backend_type": "File", "backend_path": self.linux_mem},
+                "resume_vm": True,
+                "vsock_override": {"uds_path": os.path.join(d, "v.sock")},
+            }, timeout=60)
+            if status != 204:
+                raise VmFailure(f"{what}: /snapshot/load -> {status} {body}")
+            if not self.linux_echo(os.path.join(d, "v.sock")):
+                raise VmFailure(f"{what}: no echo over vsock: {read_text(os.path.join(d, 'err'))}")
+            if "Linux version" in read_text(os.path.join(d, "out")):
+                raise VmFailure(f"{what}: the guest rebooted instead of resuming")
+            self.stop(p, what)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        self.finish_dir(d, what)
+        return time.monotonic() - t0
+
     # ---- phases --------------------------------------------------------------------------------
 
     def sequential(self, n):
@@ -476,6 +590,10 @@ def main():
     ap.add_argument("--concurrency", type=int, default=50)
     ap.add_argument("--api-requests", type=int, default=0)
     ap.add_argument("--virtio-seconds", type=float, default=0)
+    ap.add_argument("--linux-restores", type=int, default=0,
+                    help="restores of one snapshot of the bundled Linux guest (boots it once)")
+    ap.add_argument("--linux-guest", default=None,
+                    help="resources/build-guest.sh output (default: <guests>/../../guest)")
     ap.add_argument("--mem-tolerance-mib", type=int, default=1024)
     ap.add_argument("--kernel-tolerance-mib", type=int, default=64)
     ap.add_argument("--fd-tolerance", type=int, default=2000)
@@ -485,12 +603,17 @@ def main():
         print("soak: counts must be >= 0 and --concurrency >= 1", file=sys.stderr)
         return 2
 
+    if args.linux_guest is None:
+        args.linux_guest = os.path.join(args.guests, "..", "..", "guest")
     soak = Soak(args)
     ok = True
     try:
         soak.make_snapshot()
-        before = host_state(soak.hearth, soak.work)
         report = []
+        if args.linux_restores:
+            boot_s = soak.make_linux_snapshot(args.linux_guest)
+            report.append(f"Linux base VM: echo server up {boot_s:.1f} s after InstanceStart")
+        before = host_state(soak.hearth, soak.work)
         if args.sequential:
             s = soak.sequential(args.sequential)
             report.append(f"sequential: {args.sequential} VMs in {s:.1f} s")
@@ -498,6 +621,15 @@ def main():
             s = soak.parallel(args.parallel, args.concurrency)
             report.append(f"parallel: {args.parallel} VMs, {args.concurrency} at a time, "
                           f"in {s:.1f} s")
+        if args.linux_restores:
+            t0 = time.monotonic()
+            for _ in range(args.linux_restores):
+                try:
+                    soak.seconds.setdefault("Linux restore", []).append(soak.run_linux_restore())
+                except VmFailure as e:
+                    soak.failures.append(str(e))
+            report.append(f"Linux restores: {args.linux_restores} in sequence in "
+                          f"{time.monotonic() - t0:.1f} s")
         api_result = soak.api_requests(args.api_requests) if args.api_requests else None
         virtio_result = soak.virtio_load(args.virtio_seconds) if args.virtio_seconds else None
         # Let exiting processes and the kernel settle (tap teardown, socket release).
