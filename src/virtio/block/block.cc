@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -253,6 +254,7 @@ Status Block::UpdateBackingFile(const std::string& path) {
     if (auto s = uring_->ReplaceFile(fd->get()); !s.ok()) return s.error().Wrap(what);
   }
   fd_ = std::move(fd).value();
+  deleted_logged_ = shrank_logged_ = false;
   options_.path = path;
   capacity_bytes_ = capacity_bytes;
   config_.capacity = capacity_bytes_ >> kSectorShift;
@@ -354,6 +356,7 @@ uint8_t Block::ExecuteSync(const BlockRequest& request, uint32_t* used_len) {
         HostError("fdatasync", errno);
         return VIRTIO_BLK_S_IOERR;
       }
+      CheckImage();
       return VIRTIO_BLK_S_OK;
     case VIRTIO_BLK_T_GET_ID:
       if (!WriteId(request).ok()) return VIRTIO_BLK_S_IOERR;
@@ -460,7 +463,11 @@ void Block::OnCompletion(uint16_t head, int32_t res, bool* used_added) {
     return;
   }
   if (f.type == VIRTIO_BLK_T_FLUSH) {
-    if (res < 0) HostError("io_uring fsync", -res);
+    if (res < 0) {
+      HostError("io_uring fsync", -res);
+    } else {
+      CheckImage();
+    }
     FinishInFlight(head, res < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK, 1);
     *used_added = true;
     return;
@@ -530,6 +537,25 @@ void Block::HostError(const std::string& what, int err) {
   if (std::has_single_bit(metrics_.io_errors)) {
     LOG_WARN("virtio-blk " << options_.drive_id << ": " << what << " " << options_.path << ": "
                            << std::strerror(err) << " (" << metrics_.io_errors << " I/O errors)");
+  }
+  CheckImage();
+}
+
+void Block::CheckImage() {
+  if (deleted_logged_ && shrank_logged_) return;
+  struct stat st {};
+  if (::fstat(fd_.get(), &st) != 0) return;
+  if (st.st_nlink == 0 && !deleted_logged_) {
+    deleted_logged_ = true;
+    LOG_WARN("virtio-blk " << options_.drive_id << ": image " << options_.path
+                           << " was deleted on the host; the guest's writes go to the unlinked "
+                              "file and are lost when the VMM exits");
+  }
+  if (static_cast<uint64_t>(st.st_size) < capacity_bytes_ && !shrank_logged_) {
+    shrank_logged_ = true;
+    LOG_WARN("virtio-blk " << options_.drive_id << ": image " << options_.path << " shrank to "
+                           << st.st_size << " bytes under the running VM (capacity "
+                           << capacity_bytes_ << "); reads past its end fail with IOERR");
   }
 }
 

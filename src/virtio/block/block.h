@@ -189,6 +189,10 @@ class Block : public VirtioDevice {
   void DrainInFlight();
   void SignalUsed();
   void HostError(const std::string& what, int err);
+  // Checks the image file under the running VM (after every FLUSH and host I/O error): warns
+  // once when it was deleted (writes go to an unlinked file, lost when the VMM exits) and once
+  // when it shrank below the capacity (reads past its end fail with IOERR).
+  void CheckImage();
   void MarkBroken(const Error& error);
 
   BlockOptions options_;
@@ -214,6 +218,8 @@ class Block : public VirtioDevice {
   RateLimiter limiter_;
 
   BlockMetrics metrics_;
+  bool deleted_logged_ = false;
+  bool shrank_logged_ = false;
 };
 
 }  // namespace hearth

@@ -399,7 +399,16 @@ Net::TxOutcome Net::SendChain(const DescriptorChain& chain) {
   }
   auto written = backend_->WriteFrame(iov_);
   if (!written.ok()) {
-    LOG_DEBUG("virtio-net " << options_.iface_id << ": " << written.error().message());
+    // The first failure is a warning (e.g. the tap was deleted under the VM: EBADFD, or EIO
+    // while it is down); the frame is dropped and the chain returned, as a NIC drops on a
+    // dead link. A guest can provoke more (EINVAL for a bad header): those stay debug.
+    if (!tx_write_error_logged_) {
+      LOG_WARN("virtio-net " << options_.iface_id << ": TX: " << written.error().message()
+                             << "; dropping frames");
+      tx_write_error_logged_ = true;
+    } else {
+      LOG_DEBUG("virtio-net " << options_.iface_id << ": " << written.error().message());
+    }
     tx_errors_.Add();
     return TxOutcome::kDone;
   }

@@ -249,6 +249,7 @@ class Net : public VirtioDevice {
   size_t rx_deferred_len_ = 0;
   bool rx_starved_ = false;
   bool rx_read_error_logged_ = false;
+  bool tx_write_error_logged_ = false;
 
   Counter rx_bytes_, rx_frames_, rx_dropped_, rx_errors_, rx_no_buffers_;
   Counter tx_bytes_, tx_frames_, tx_dropped_, tx_errors_, tx_would_block_;

@@ -10,6 +10,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -472,6 +474,51 @@ TEST_F(VsockTest, HostCloseSendsShutdown) {
   // The guest answers with RST (Linux does when it has read everything): gone.
   guest_->Send(guest_->Header(kVsockOpRst, 52, port));
   EXPECT_EQ(vsock_->connection_count(), 0u);
+}
+
+// Fault injection: the host program at the other end of a connection is killed (SIGKILL) while
+// the guest is sending to it and it has not read everything: the kernel resets the UNIX socket,
+// the device resets the guest's connection, and the device goes on serving new connections.
+TEST_F(VsockTest, HostPeerKilledMidTransferResetsTheGuest) {
+  MakeDevice();
+  auto [host, port] = HostConnect(52);
+  ASSERT_NE(port, 0u);
+  // The peer is a process of its own holding the only copy of the host socket; it never reads.
+  const pid_t peer = ::fork();
+  ASSERT_GE(peer, 0);
+  if (peer == 0) {
+    for (;;) ::pause();
+  }
+  host.Reset();
+  std::string chunk(kVsockMaxPayload, 'k');
+  bool reset = false;
+  for (int i = 0; i < 4; ++i) {
+    guest_->Send(guest_->Header(kVsockOpRw, 52, port, chunk.size()), chunk);
+    for (auto& p : Pump()) reset |= p.header.op == kVsockOpRst;
+  }
+  EXPECT_FALSE(reset) << "reset before the peer died";
+  ASSERT_EQ(::kill(peer, SIGKILL), 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(peer, &status, 0), peer);
+  // More data from the guest, mid-transfer: the dead peer's socket fails and the guest is told.
+  std::vector<VsockPacket> got;
+  for (int i = 0; i < 20 && !reset; ++i) {
+    guest_->Send(guest_->Header(kVsockOpRw, 52, port, chunk.size()), chunk);
+    for (auto& p : PumpUntilPacket(100)) {
+      EXPECT_EQ(p.header.dst_port, 52u);
+      reset |= p.header.op == kVsockOpRst;
+      got.push_back(std::move(p));
+    }
+  }
+  EXPECT_TRUE(reset) << "the guest got no RST after its peer was killed (" << got.size()
+                     << " packets)";
+  EXPECT_EQ(vsock_->connection_count(), 0u);
+  // The device goes on: a new host connection works end to end.
+  auto [again, port2] = HostConnect(53);
+  ASSERT_NE(port2, 0u);
+  guest_->Send(guest_->Header(kVsockOpRw, 53, port2, 5), "alive");
+  (void)Pump();
+  EXPECT_EQ(ReadSome(again), "alive");
 }
 
 TEST_F(VsockTest, TransportResetDropsConnectionsAndTellsTheGuest) {
