@@ -313,10 +313,15 @@ TEST_P(VirtioBlockRateLimit, PrepareForSnapshotFinishesRequestsInFlight) {
   ASSERT_TRUE(Start(std::nullopt));
   const bool async = h_.device().engine() == BlockOptions::kAsync;
   // io_uring may complete page-cache I/O inline at submission (the device then reaps it before
-  // ProcessQueue returns): kick rounds of requests until one leaves some in flight.
+  // ProcessQueue returns): the image's pages are dropped from the page cache before each round,
+  // and rounds are kicked until one leaves requests in flight.
+  const Fd image(::open(image_.path().c_str(), O_RDONLY | O_CLOEXEC));
+  ASSERT_TRUE(image.valid());
   uint16_t used = 0;
   bool caught_in_flight = false;
-  for (int round = 0; round < 200 && !caught_in_flight; ++round) {
+  for (int round = 0; round < 40 && !caught_in_flight; ++round) {
+    ::fdatasync(image.get());
+    (void)::posix_fadvise(image.get(), 0, 0, POSIX_FADV_DONTNEED);
     std::vector<Request> reads;
     for (int i = 0; i < 16; ++i) reads.push_back(h_.Add(VIRTIO_BLK_T_IN, i * 8, 4096, {}, /*indirect=*/true));
     const std::vector<uint8_t> written(8192, static_cast<uint8_t>(round + 1));
