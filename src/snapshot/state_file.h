@@ -15,7 +15,8 @@ namespace hearth {
 
 inline constexpr char kSnapshotMagic[8] = {'H', 'R', 'T', 'H', 'S', 'N', 'A', 'P'};
 // Bump on any change to the payload's layout: restore refuses every other version.
-inline constexpr uint32_t kSnapshotFormatVersion = 2;  // 2: vsock config and state.
+// 2: vsock config and state. 3: virtio-blk and virtio-net device state (rate limiter budgets).
+inline constexpr uint32_t kSnapshotFormatVersion = 3;
 inline constexpr size_t kSnapshotHeaderSize = 24;
 inline constexpr size_t kSnapshotTrailerSize = 8;
 // A state file is small (registers and device state); anything bigger is not ours.

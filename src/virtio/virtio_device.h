@@ -93,6 +93,12 @@ class VirtioDevice {
   // the transport re-activates it, and must re-check everything (the bytes come from a file).
   // The default: a device with no such state, which refuses any.
   virtual std::vector<uint8_t> SaveState() const { return {}; }
+  // Before a snapshot (vCPUs paused, on the VMM thread, before any state is taken): finish
+  // everything the device took from its rings and has not returned yet (e.g. disk I/O in
+  // flight), writing the used elements and raising the interrupts, so that the saved rings,
+  // guest memory and interrupt state hold the whole truth. Bounded in time; an error refuses
+  // the snapshot.
+  virtual Status PrepareForSnapshot() { return Ok(); }
   virtual Status RestoreState(std::span<const uint8_t> state) {
     if (!state.empty()) {
       return Error("device type " + std::to_string(device_type()) +

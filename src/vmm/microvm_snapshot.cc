@@ -43,6 +43,12 @@ Status MicroVm::SaveSnapshot(const CreateSnapshot& params) {
     return Error("snapshot_path and mem_file_path name the same file");
   }
   const uint64_t start = MonotonicMicros();
+  // Devices finish what they took from their rings (disk I/O in flight) first: the used
+  // elements, guest memory and the interrupt they raise are then part of the saved state.
+  for (const auto& a : virtio_->attached()) {
+    Status s = a.transport->With([](MmioTransport& t) { return t.device().PrepareForSnapshot(); });
+    if (!s.ok()) return s.error().Wrap("virtio device " + a.id);
+  }
   // vsock connections do not survive a snapshot (their host sockets cannot be saved): drop
   // them and queue VIRTIO_VSOCK_EVENT_TRANSPORT_RESET before any state is taken, so the
   // guest sees the event (now, or from the saved flag once it has an event buffer) when it

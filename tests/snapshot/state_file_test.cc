@@ -54,7 +54,7 @@ TEST(StateFile, RefusesOtherVersion) {
   auto file = EncodeStateFile(Payload(10));
   uint32_t v = kSnapshotFormatVersion + 1;
   std::memcpy(file.data() + 8, &v, 4);
-  EXPECT_ERROR_CONTAINS(DecodeStateFile(file, "f"), "snapshot format version 3, this Hearth reads only version 2");
+  EXPECT_ERROR_CONTAINS(DecodeStateFile(file, "f"), "snapshot format version 4, this Hearth reads only version 3");
 }
 
 TEST(StateFile, RefusesBadChecksum) {

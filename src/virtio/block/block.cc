@@ -3,15 +3,19 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <bit>
 #include <cstring>
 
+#include "base/clock.h"
 #include "base/log.h"
+#include "snapshot/state_codec.h"
 #include "virtio/block/iovec_cursor.h"
 #include "virtio/block/io_uring.h"
+#include "virtio/rate_limiter/rate_limiter_codec.h"
 
 namespace hearth {
 namespace {
@@ -198,21 +202,34 @@ Status Block::UpdateRateLimiter(const std::optional<RateLimiterConfig>& config) 
   return Ok();
 }
 
-Status Block::FinishAllInFlight() {
+Status Block::FinishAllInFlight(int timeout_ms) {
   if (!uring_) return Ok();
   bool used = false;
-  // Bounded: each round waits for at least one completion, and short transfers continue a
+  const uint64_t deadline = MonotonicMicros() + static_cast<uint64_t>(timeout_ms) * 1000;
+  // Each round waits for at least one completion (or the deadline); short transfers continue a
   // bounded number of times per request before they fail.
-  for (int rounds = 0; in_flight_count_ > 0 && rounds < 1 << 20; ++rounds) {
+  while (in_flight_count_ > 0) {
     if (submit_pending_) {
       RETURN_IF_ERROR(uring_->Submit());
       submit_pending_ = false;
     }
-    RETURN_IF_ERROR(uring_->Wait());
-    used |= ReapCompletions();
+    const uint64_t now = MonotonicMicros();
+    if (now >= deadline) break;
+    ASSIGN_OR_RETURN(bool ready, uring_->WaitFor(deadline - now));
+    if (ready) used |= ReapCompletions();
   }
   if (used && activated_) SignalUsed();
-  if (in_flight_count_ > 0) return Error("requests in flight did not complete");
+  if (in_flight_count_ > 0) {
+    return Error(std::to_string(in_flight_count_) + " requests still in flight after " +
+                 std::to_string(timeout_ms) + " ms");
+  }
+  return Ok();
+}
+
+Status Block::PrepareForSnapshot() {
+  if (auto s = FinishAllInFlight(kSnapshotDrainTimeoutMs); !s.ok()) {
+    return s.error().Wrap("drive " + options_.drive_id + ": finishing its I/O before the snapshot");
+  }
   return Ok();
 }
 
@@ -230,11 +247,14 @@ Status Block::UpdateBackingFile(const std::string& path) {
                   << " bytes are not visible to the guest");
   }
   // What the guest already handed over finishes on the file it was meant for.
-  if (auto s = FinishAllInFlight(); !s.ok()) return s.error().Wrap(what + ": " + options_.path);
+  if (auto s = FinishAllInFlight(kSnapshotDrainTimeoutMs); !s.ok()) {
+    return s.error().Wrap(what + ": " + options_.path);
+  }
   if (uring_) {
     if (auto s = uring_->ReplaceFile(fd->get()); !s.ok()) return s.error().Wrap(what);
   }
   fd_ = std::move(fd).value();
+  deleted_logged_ = shrank_logged_ = false;
   options_.path = path;
   capacity_bytes_ = capacity_bytes;
   config_.capacity = capacity_bytes_ >> kSectorShift;
@@ -336,6 +356,7 @@ uint8_t Block::ExecuteSync(const BlockRequest& request, uint32_t* used_len) {
         HostError("fdatasync", errno);
         return VIRTIO_BLK_S_IOERR;
       }
+      CheckImage();
       return VIRTIO_BLK_S_OK;
     case VIRTIO_BLK_T_GET_ID:
       if (!WriteId(request).ok()) return VIRTIO_BLK_S_IOERR;
@@ -442,7 +463,11 @@ void Block::OnCompletion(uint16_t head, int32_t res, bool* used_added) {
     return;
   }
   if (f.type == VIRTIO_BLK_T_FLUSH) {
-    if (res < 0) HostError("io_uring fsync", -res);
+    if (res < 0) {
+      HostError("io_uring fsync", -res);
+    } else {
+      CheckImage();
+    }
     FinishInFlight(head, res < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK, 1);
     *used_added = true;
     return;
@@ -513,6 +538,25 @@ void Block::HostError(const std::string& what, int err) {
     LOG_WARN("virtio-blk " << options_.drive_id << ": " << what << " " << options_.path << ": "
                            << std::strerror(err) << " (" << metrics_.io_errors << " I/O errors)");
   }
+  CheckImage();
+}
+
+void Block::CheckImage() {
+  if (deleted_logged_ && shrank_logged_) return;
+  struct stat st {};
+  if (::fstat(fd_.get(), &st) != 0) return;
+  if (st.st_nlink == 0 && !deleted_logged_) {
+    deleted_logged_ = true;
+    LOG_WARN("virtio-blk " << options_.drive_id << ": image " << options_.path
+                           << " was deleted on the host; the guest's writes go to the unlinked "
+                              "file and are lost when the VMM exits");
+  }
+  if (static_cast<uint64_t>(st.st_size) < capacity_bytes_ && !shrank_logged_) {
+    shrank_logged_ = true;
+    LOG_WARN("virtio-blk " << options_.drive_id << ": image " << options_.path << " shrank to "
+                           << st.st_size << " bytes under the running VM (capacity "
+                           << capacity_bytes_ << "); reads past its end fail with IOERR");
+  }
 }
 
 void Block::MarkBroken(const Error& error) {
@@ -533,6 +577,38 @@ BlockState Block::Save() const {
   s.activated = activated_;
   s.rate_limiter = limiter_.Save();
   return s;
+}
+
+namespace {
+// Bump when the encoding below changes.
+constexpr uint8_t kBlockStateVersion = 1;
+}  // namespace
+
+std::vector<uint8_t> Block::SaveState() const {
+  StateWriter w;
+  w.U8(kBlockStateVersion);
+  PutRateLimiterState(w, limiter_.Save());
+  return w.Take();
+}
+
+Status Block::RestoreState(std::span<const uint8_t> state) {
+  const std::string what = "virtio-blk " + options_.drive_id + " state";
+  if (activated_) return Error(what + ": the device is already active");
+  StateReader r(state);
+  auto version = r.U8("version");
+  if (!version.ok()) return version.error().Wrap(what);
+  if (*version != kBlockStateVersion) {
+    return Error(what + ": version " + std::to_string(*version) + ", this Hearth reads " +
+                 std::to_string(kBlockStateVersion));
+  }
+  auto limiter = GetRateLimiterState(r, "rate limiter");
+  if (!limiter.ok()) return limiter.error().Wrap(what);
+  if (auto s = r.ExpectEnd("virtio-blk state"); !s.ok()) return s.error().Wrap(what);
+  if (auto s = CheckRateLimiterStateMatches(*limiter, limiter_.config()); !s.ok()) {
+    return s.error().Wrap(what + ": rate limiter");
+  }
+  if (auto s = limiter_.Restore(*limiter); !s.ok()) return s.error().Wrap(what);
+  return Ok();
 }
 
 }  // namespace hearth

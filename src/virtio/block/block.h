@@ -138,6 +138,17 @@ class Block : public VirtioDevice {
 
   BlockState Save() const;
 
+  // Snapshots (VirtioDevice): the rate limiter's buckets (remaining budget and one-time burst,
+  // refill progress or debt, time left blocked). RestoreState checks the saved limiter against
+  // the one the device was rebuilt with (same buckets, sizes and refill times) and every
+  // bucket's invariants (budget <= size ...).
+  std::vector<uint8_t> SaveState() const override;
+  Status RestoreState(std::span<const uint8_t> state) override;
+  // Completes every request handed to io_uring (used elements written, interrupt raised) within
+  // kSnapshotDrainTimeoutMs, or fails naming how many are still in flight.
+  Status PrepareForSnapshot() override;
+  static constexpr int kSnapshotDrainTimeoutMs = 10'000;
+
  private:
   struct InFlight {
     bool busy = false;
@@ -155,8 +166,9 @@ class Block : public VirtioDevice {
 
   // Takes the request's tokens from the rate limiter; false (counted) when it is throttled.
   bool Admit(const BlockRequest& request);
-  // Completes every request io_uring holds, delivering the results to the guest.
-  Status FinishAllInFlight();
+  // Completes every request io_uring holds, delivering the results to the guest; fails when
+  // some are still in flight after `timeout_ms`.
+  Status FinishAllInFlight(int timeout_ms);
 
   // Handles one popped request: completes it at once (sync engine, or no I/O needed) or hands
   // it to io_uring. Returns true when it added a used element.
@@ -177,6 +189,10 @@ class Block : public VirtioDevice {
   void DrainInFlight();
   void SignalUsed();
   void HostError(const std::string& what, int err);
+  // Checks the image file under the running VM (after every FLUSH and host I/O error): warns
+  // once when it was deleted (writes go to an unlinked file, lost when the VMM exits) and once
+  // when it shrank below the capacity (reads past its end fail with IOERR).
+  void CheckImage();
   void MarkBroken(const Error& error);
 
   BlockOptions options_;
@@ -202,6 +218,8 @@ class Block : public VirtioDevice {
   RateLimiter limiter_;
 
   BlockMetrics metrics_;
+  bool deleted_logged_ = false;
+  bool shrank_logged_ = false;
 };
 
 }  // namespace hearth

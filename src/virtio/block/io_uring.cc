@@ -104,4 +104,18 @@ Status IoUring::Wait() {
   }
 }
 
+Result<bool> IoUring::WaitFor(uint64_t timeout_us) {
+  io_uring_cqe* cqe = nullptr;
+  __kernel_timespec ts{};
+  ts.tv_sec = static_cast<long long>(timeout_us / 1'000'000);
+  ts.tv_nsec = static_cast<long long>(timeout_us % 1'000'000) * 1000;
+  for (;;) {
+    int rc = io_uring_wait_cqe_timeout(ring_.get(), &cqe, &ts);
+    if (rc == 0) return true;
+    if (rc == -ETIME) return false;
+    if (rc == -EINTR) continue;
+    return ErrnoError("io_uring_wait_cqe_timeout", -rc);
+  }
+}
+
 }  // namespace hearth

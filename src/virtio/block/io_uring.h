@@ -39,6 +39,8 @@ class IoUring {
   unsigned Reap(const std::function<void(uint64_t, int32_t)>& fn);
   // Blocks until at least one completion is available.
   Status Wait();
+  // Blocks until at least one completion is available (true) or `timeout_us` passed (false).
+  Result<bool> WaitFor(uint64_t timeout_us);
   // Clears the eventfd (before reaping, so a completion that lands after the reap wakes the
   // loop again).
   void ConsumeEvent() { (void)eventfd_.Consume(); }

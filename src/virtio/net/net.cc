@@ -9,7 +9,9 @@
 
 #include "base/hex.h"
 #include "base/log.h"
+#include "snapshot/state_codec.h"
 #include "virtio/net/tap.h"
+#include "virtio/rate_limiter/rate_limiter_codec.h"
 
 namespace hearth {
 namespace {
@@ -110,6 +112,50 @@ Result<std::unique_ptr<Net>> Net::Restore(const NetState& state,
 NetState Net::Save() const {
   return NetState{options_.iface_id,  options_.host_dev_name, options_.guest_mac,
                   acked_features_,    rx_limiter_.Save(),      tx_limiter_.Save()};
+}
+
+namespace {
+// Bump when the encoding below changes.
+constexpr uint8_t kNetStateVersion = 1;
+}  // namespace
+
+std::vector<uint8_t> Net::SaveState() const {
+  StateWriter w;
+  w.U8(kNetStateVersion);
+  PutRateLimiterState(w, rx_limiter_.Save());
+  PutRateLimiterState(w, tx_limiter_.Save());
+  return w.Take();
+}
+
+Status Net::RestoreState(std::span<const uint8_t> state) {
+  const std::string what = "virtio-net " + options_.iface_id + " state";
+  if (activated_) return Error(what + ": the device is already active");
+  StateReader r(state);
+  auto version = r.U8("version");
+  if (!version.ok()) return version.error().Wrap(what);
+  if (*version != kNetStateVersion) {
+    return Error(what + ": version " + std::to_string(*version) + ", this Hearth reads " +
+                 std::to_string(kNetStateVersion));
+  }
+  auto rx = GetRateLimiterState(r, "RX rate limiter");
+  if (!rx.ok()) return rx.error().Wrap(what);
+  auto tx = GetRateLimiterState(r, "TX rate limiter");
+  if (!tx.ok()) return tx.error().Wrap(what);
+  if (auto s = r.ExpectEnd("virtio-net state"); !s.ok()) return s.error().Wrap(what);
+  if (auto s = CheckRateLimiterStateMatches(*rx, rx_limiter_.config()); !s.ok()) {
+    return s.error().Wrap(what + ": RX rate limiter");
+  }
+  if (auto s = CheckRateLimiterStateMatches(*tx, tx_limiter_.config()); !s.ok()) {
+    return s.error().Wrap(what + ": TX rate limiter");
+  }
+  // On a TX error RX is put back: nothing changes.
+  const RateLimiterState rx_before = rx_limiter_.Save();
+  if (auto s = rx_limiter_.Restore(*rx); !s.ok()) return s.error().Wrap(what + ": RX");
+  if (auto s = tx_limiter_.Restore(*tx); !s.ok()) {
+    (void)rx_limiter_.Restore(rx_before);
+    return s.error().Wrap(what + ": TX");
+  }
+  return Ok();
 }
 
 NetMetrics Net::metrics() const {
@@ -353,7 +399,16 @@ Net::TxOutcome Net::SendChain(const DescriptorChain& chain) {
   }
   auto written = backend_->WriteFrame(iov_);
   if (!written.ok()) {
-    LOG_DEBUG("virtio-net " << options_.iface_id << ": " << written.error().message());
+    // The first failure is a warning (e.g. the tap was deleted under the VM: EBADFD, or EIO
+    // while it is down); the frame is dropped and the chain returned, as a NIC drops on a
+    // dead link. A guest can provoke more (EINVAL for a bad header): those stay debug.
+    if (!tx_write_error_logged_) {
+      LOG_WARN("virtio-net " << options_.iface_id << ": TX: " << written.error().message()
+                             << "; dropping frames");
+      tx_write_error_logged_ = true;
+    } else {
+      LOG_DEBUG("virtio-net " << options_.iface_id << ": " << written.error().message());
+    }
     tx_errors_.Add();
     return TxOutcome::kDone;
   }

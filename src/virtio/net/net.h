@@ -158,6 +158,11 @@ class Net : public VirtioDevice {
   const RateLimiter& tx_rate_limiter() const { return tx_limiter_; }
 
   NetState Save() const;
+  // Snapshots (VirtioDevice): both rate limiters' buckets. RestoreState checks each against the
+  // limiter the device was rebuilt with (same buckets, sizes and refill times) and every
+  // bucket's invariants (budget <= size ...); on error nothing changes.
+  std::vector<uint8_t> SaveState() const override;
+  Status RestoreState(std::span<const uint8_t> state) override;
   NetMetrics metrics() const;
   const std::string& iface_id() const { return options_.iface_id; }
   NetBackend& backend() { return *backend_; }
@@ -244,6 +249,7 @@ class Net : public VirtioDevice {
   size_t rx_deferred_len_ = 0;
   bool rx_starved_ = false;
   bool rx_read_error_logged_ = false;
+  bool tx_write_error_logged_ = false;
 
   Counter rx_bytes_, rx_frames_, rx_dropped_, rx_errors_, rx_no_buffers_;
   Counter tx_bytes_, tx_frames_, tx_dropped_, tx_errors_, tx_would_block_;

@@ -245,10 +245,11 @@ Status Vsock::Activate(VirtioActivation activation) {
   acked_features_ = activation.acked_features;
   needs_reset_ = false;
   activated_ = true;
-  // A TRANSPORT_RESET saved while the guest had no event buffer (restored device), and host
-  // clients that connected before the driver was ready, are served from the event loop: this
-  // runs on the vCPU thread that wrote DRIVER_OK, whose seccomp policy has no socket calls.
-  if (event_pending_ || listener_pending_) (void)wake_.Signal();
+  // A TRANSPORT_RESET saved while the guest had no event buffer (restored device), host
+  // clients that connected before the driver was ready, and CONNECTs parked behind a reset are
+  // served from the event loop: this runs on the vCPU thread that wrote DRIVER_OK, whose
+  // seccomp policy has no socket calls.
+  if (event_pending_ || listener_pending_ || parked_lines_ > 0) (void)wake_.Signal();
   return Ok();
 }
 
@@ -292,6 +293,7 @@ void Vsock::ProcessQueue(uint16_t index) {
         // offered again without being caught by that reset.
         reset_unacked_ = false;
         if (listener_pending_) OnListener();
+        ResumeParkedLines();
       }
       DeliverEvents();
       break;
@@ -322,6 +324,7 @@ void Vsock::PollHost() {
         if (activated_ && !needs_reset_) {
           DeliverEvents();
           if (listener_pending_) OnListener();
+          ResumeParkedLines();
         }
       } else {
         const int fd = static_cast<int>(token);
@@ -337,9 +340,8 @@ void Vsock::PollHost() {
 }
 
 void Vsock::OnListener() {
-  if (!activated_ || event_pending_ || reset_unacked_) {
-    // Nobody to connect to yet (no driver, or a TRANSPORT_RESET the guest has not handled,
-    // which would also reset the new connection): leave clients in the backlog.
+  if (!activated_) {
+    // Nobody to connect to yet: leave clients in the backlog.
     listener_pending_ = true;
     return;
   }
@@ -364,7 +366,7 @@ void Vsock::OnListener() {
       LOG_WARN("virtio-vsock: " << s.error().message());
       continue;
     }
-    host_lines_.emplace(fd, std::move(client));
+    host_lines_.emplace(fd, HostLine{std::move(client)});
     // Data may already be there (the edge came with the connection).
     OnHostLine(fd);
   }
@@ -373,6 +375,12 @@ void Vsock::OnListener() {
 void Vsock::OnHostLine(int fd) {
   auto it = host_lines_.find(fd);
   if (it == host_lines_.end()) return;
+  const bool reset_untaken = event_pending_ || reset_unacked_ || !activated_;
+  if (it->second.parked_deadline_us != 0) {
+    // The CONNECT line was read; it waits for the guest to take the reset.
+    if (!reset_untaken) OfferHostConnection(fd);
+    return;
+  }
   uint8_t buf[kMaxConnectLine];
   // Peek: bytes after the line belong to the stream and stay in the socket.
   ssize_t n = ::recv(fd, buf, sizeof(buf), MSG_PEEK);
@@ -399,7 +407,27 @@ void Vsock::OnHostLine(int fd) {
     drop("recv of the CONNECT line failed");
     return;
   }
-  Fd sock = std::move(it->second);
+  it->second.port = line.port;
+  it->second.parked_deadline_us = MonotonicMicros() + options_.connect_timeout_us;
+  ++parked_lines_;
+  if (reset_untaken) {
+    // A TRANSPORT_RESET the guest has not handled yet would reset the new connection too
+    // (after a snapshot or restore): the line waits until the guest has taken it
+    // (ResumeParkedLines), for at most the connect timeout (OnTimer).
+    ArmTimer();
+    return;
+  }
+  OfferHostConnection(fd);
+}
+
+void Vsock::OfferHostConnection(int fd) {
+  auto it = host_lines_.find(fd);
+  if (it == host_lines_.end() || it->second.parked_deadline_us == 0) return;
+  // The connect timeout counts from when the CONNECT line arrived, parked or not.
+  const uint64_t deadline_us = it->second.parked_deadline_us;
+  const uint32_t peer_port = it->second.port;
+  --parked_lines_;
+  Fd sock = std::move(it->second.fd);
   host_lines_.erase(it);
   // From now on the device also writes to it: watch for room (edge-triggered, so only after
   // the socket was full).
@@ -410,17 +438,26 @@ void Vsock::OnHostLine(int fd) {
     return;
   }
   const uint32_t local_port = AllocateLocalPort();
-  const Key key = MakeKey(local_port, line.port);
-  auto conn = std::make_unique<Connection>(Connection::HostInitiated(local_port, line.port));
+  const Key key = MakeKey(local_port, peer_port);
+  auto conn = std::make_unique<Connection>(Connection::HostInitiated(local_port, peer_port));
   conn->fd = std::move(sock);
   conn->host_readable = true;
-  conn->deadline_us = MonotonicMicros() + options_.connect_timeout_us;
+  conn->deadline_us = deadline_us;
   fd_to_key_[fd] = key;
   Connection& c = *conn;
   connections_.emplace(key, std::move(conn));
   ++m_.connections_opened;
   QueueOps(c);
   ArmTimer();
+}
+
+void Vsock::ResumeParkedLines() {
+  if (parked_lines_ == 0 || !activated_ || event_pending_ || reset_unacked_) return;
+  std::vector<int> fds;
+  for (const auto& [fd, line] : host_lines_) {
+    if (line.parked_deadline_us != 0) fds.push_back(fd);
+  }
+  for (int fd : fds) OfferHostConnection(fd);
 }
 
 uint32_t Vsock::AllocateLocalPort() {
@@ -484,6 +521,24 @@ void Vsock::OnTimer() {
     LOG_DEBUG("virtio-vsock: the guest did not answer a connection request in time");
     ++m_.connections_refused;
     Remove(key, /*reset=*/true);
+  }
+  // CONNECTs parked behind a TRANSPORT_RESET the guest did not take in time: closed like an
+  // unanswered request (the host sees EOF without "OK").
+  std::vector<int> expired_lines;
+  for (const auto& [fd, line] : host_lines_) {
+    if (line.parked_deadline_us == 0) continue;
+    if (now >= line.parked_deadline_us) {
+      expired_lines.push_back(fd);
+    } else {
+      waiting = true;
+    }
+  }
+  for (int fd : expired_lines) {
+    LOG_DEBUG("virtio-vsock: the guest did not take its transport reset in time for a host CONNECT");
+    ++m_.connections_refused;
+    (void)::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
+    host_lines_.erase(fd);
+    --parked_lines_;
   }
   if (!waiting) {
     itimerspec off{};

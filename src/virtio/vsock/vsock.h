@@ -94,9 +94,9 @@ class Vsock : public VirtioDevice {
 
   // Drops every connection (their host sockets close) and tells the guest with
   // VIRTIO_VSOCK_EVENT_TRANSPORT_RESET on the event queue (delivered as soon as the guest has
-  // an event buffer). Guest listeners survive. New host connections wait in the backlog until
-  // the guest has taken the event (it kicks the event queue after refilling it). Call on the VMM thread before a snapshot is
-  // taken, and after a restored device is activated.
+  // an event buffer). Guest listeners survive. New host CONNECTs wait until the guest has taken
+  // the event (it kicks the event queue after refilling it), at most connect_timeout_us, then
+  // their host socket closes without "OK". Call on the VMM thread before a snapshot is taken.
   void TransportReset();
 
   VsockState Save() const;
@@ -130,6 +130,10 @@ class Vsock : public VirtioDevice {
   void PollHost();
   void OnListener();
   void OnHostLine(int fd);
+  // Offers the CONNECTs parked behind a TRANSPORT_RESET once the guest has taken it.
+  void ResumeParkedLines();
+  // Turns the host line `fd`, whose CONNECT was read, into a connection request to the guest.
+  void OfferHostConnection(int fd);
   void OnConnectionEvent(Connection& conn, uint32_t events);
   void OnTimer();
   void ArmTimer();
@@ -190,10 +194,19 @@ class Vsock : public VirtioDevice {
 
   std::unordered_map<Key, std::unique_ptr<Connection>> connections_;
   std::unordered_map<int, Key> fd_to_key_;
-  // Host sockets accepted on uds_path that have not sent their whole CONNECT line yet.
-  std::unordered_map<int, Fd> host_lines_;
+  // Host sockets accepted on uds_path that have not sent their whole CONNECT line yet, or whose
+  // CONNECT (read) waits for the guest to take a TRANSPORT_RESET (after a snapshot or restore):
+  // those are parked with a deadline (connect_timeout_us from when the line was read), after
+  // which they are closed as an unanswered request would be.
+  struct HostLine {
+    Fd fd;
+    uint64_t parked_deadline_us = 0;  // 0: the CONNECT line has not been read yet.
+    uint32_t port = 0;                // The CONNECT line's port, once read.
+  };
+  std::unordered_map<int, HostLine> host_lines_;
   uint32_t next_local_port_ = 1u << 30;
   bool listener_pending_ = false;  // An accept edge arrived before activation.
+  size_t parked_lines_ = 0;        // host_lines_ with a parked_deadline_us.
 
   // RX work: standalone RSTs (for packets with no connection), connections with control
   // packets to send, connections with host bytes to read. Each connection is queued at most

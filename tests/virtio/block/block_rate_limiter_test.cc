@@ -6,8 +6,10 @@
 #include <fstream>
 
 #include "tests/virtio/block/block_test_util.h"
+#include "snapshot/state_codec.h"
 #include "tests/virtio_support/fake_timer.h"
 #include "virtio/mmio_transport.h"
+#include "virtio/rate_limiter/rate_limiter_codec.h"
 
 namespace hearth::testing {
 namespace {
@@ -187,6 +189,178 @@ TEST_P(VirtioBlockRateLimit, SavesTheLimiterState) {
   EXPECT_EQ(s.rate_limiter.bandwidth->budget, 0u);
   EXPECT_EQ(s.rate_limiter.blocked_ns, 250 * kMs);
   EXPECT_FALSE(s.rate_limiter.ops.has_value());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Snapshots: the limiter's buckets in SaveState/RestoreState; I/O in flight finished first.
+
+#define ASSERT_STATUS_OK(expr)                              \
+  do {                                                      \
+    auto status_ = (expr);                                  \
+    ASSERT_TRUE(status_.ok()) << status_.error().message(); \
+  } while (0)
+
+void ExpectErrorContains(const Status& s, const std::string& fragment) {
+  ASSERT_FALSE(s.ok()) << "expected an error with: " << fragment;
+  EXPECT_NE(s.error().message().find(fragment), std::string::npos) << s.error().message();
+}
+
+RateLimiterConfig BandwidthAndOps(uint64_t bytes, uint64_t burst, uint64_t ops) {
+  RateLimiterConfig c;
+  c.bandwidth = TokenBucketConfig{bytes, burst, 1000};
+  c.ops = TokenBucketConfig{ops, 0, 1000};
+  return c;
+}
+
+// A second device as a restore builds it: same options, not activated, its own fake clock at
+// the same time as the first one's.
+std::unique_ptr<Block> Rebuilt(const std::string& path, std::optional<RateLimiterConfig> limit) {
+  auto device = Block::Create(BlockOptions{"rootfs", path, false, BlockOptions::kUnsafe,
+                                           BlockOptions::kSync, std::move(limit)},
+                              std::make_unique<FakeTimer>());
+  EXPECT_TRUE(device.ok());
+  return device.ok() ? std::move(device).value() : nullptr;
+}
+
+std::vector<uint8_t> EncodedLimiter(const RateLimiterState& limiter, uint8_t version = 1) {
+  StateWriter w;
+  w.U8(version);
+  PutRateLimiterState(w, limiter);
+  return w.Take();
+}
+
+TEST_P(VirtioBlockRateLimit, SnapshotStateRoundTripsBudgetBurstAndBlock) {
+  ASSERT_TRUE(Start(BandwidthAndOps(4096, 8192, 2)));
+  // The bytes come out of the one-time burst; the third request is short of ops and blocks.
+  h_.Add(VIRTIO_BLK_T_IN, 0, 1024);
+  h_.Add(VIRTIO_BLK_T_IN, 2, 4096);
+  Request blocked = h_.Add(VIRTIO_BLK_T_IN, 10, 2048);
+  h_.Kick();
+  EXPECT_EQ(h_.Status(blocked), 0xff);
+  const RateLimiterState saved = h_.device().rate_limiter().Save();
+  ASSERT_TRUE(saved.bandwidth && saved.ops);
+  EXPECT_EQ(saved.bandwidth->one_time_burst, 8192u - 5120u);
+  EXPECT_EQ(saved.bandwidth->budget, 4096u);
+  EXPECT_EQ(saved.ops->budget, 0u);
+  EXPECT_GT(saved.blocked_ns, 0u);
+
+  auto restored = Rebuilt(image_.path(), BandwidthAndOps(4096, 8192, 2));
+  ASSERT_NE(restored, nullptr);
+  EXPECT_NE(restored->rate_limiter().Save(), saved);  // Full buckets, not blocked.
+  ASSERT_STATUS_OK(restored->RestoreState(h_.device().SaveState()));
+  EXPECT_EQ(restored->rate_limiter().Save(), saved);
+  EXPECT_TRUE(restored->rate_limiter().blocked());
+  EXPECT_EQ(restored->SaveState(), h_.device().SaveState());
+}
+
+TEST_P(VirtioBlockRateLimit, SnapshotStateWithoutALimiterRoundTrips) {
+  ASSERT_TRUE(Start(std::nullopt));
+  auto restored = Rebuilt(image_.path(), std::nullopt);
+  ASSERT_NE(restored, nullptr);
+  ASSERT_STATUS_OK(restored->RestoreState(h_.device().SaveState()));
+  EXPECT_FALSE(restored->rate_limiter().limited());
+  // The default (no device state) is refused: every virtio-blk snapshot carries its state.
+  ExpectErrorContains(restored->RestoreState({}), "virtio-blk rootfs state");
+}
+
+TEST_P(VirtioBlockRateLimit, SnapshotStateIsCheckedBeforeAnythingChanges) {
+  ASSERT_TRUE(Start(BandwidthAndOps(4096, 2048, 100)));
+  h_.Add(VIRTIO_BLK_T_IN, 0, 4096);
+  h_.Kick();
+  const RateLimiterState good = h_.device().rate_limiter().Save();
+  auto restored = Rebuilt(image_.path(), BandwidthAndOps(4096, 2048, 100));
+  ASSERT_NE(restored, nullptr);
+  const RateLimiterState before = restored->rate_limiter().Save();
+  auto refused = [&](std::vector<uint8_t> bytes, const std::string& message) {
+    auto s = restored->RestoreState(bytes);
+    ASSERT_FALSE(s.ok()) << message;
+    EXPECT_NE(s.error().message().find(message), std::string::npos) << s.error().message();
+    EXPECT_EQ(restored->rate_limiter().Save(), before) << message;
+  };
+  const std::vector<uint8_t> bytes = EncodedLimiter(good);
+  refused(EncodedLimiter(good, 2), "virtio-blk rootfs state: version 2, this Hearth reads 1");
+  refused(std::vector<uint8_t>(bytes.begin(), bytes.end() - 3), "virtio-blk rootfs state");
+  std::vector<uint8_t> longer = bytes;
+  longer.push_back(0);
+  refused(longer, "virtio-blk rootfs state");
+  RateLimiterState s = good;
+  s.bandwidth->budget = s.bandwidth->size + 1;
+  refused(EncodedLimiter(s), "budget 4097 is larger than the bucket size 4096");
+  s = good;
+  s.bandwidth->size = 8192;
+  refused(EncodedLimiter(s), "bandwidth bucket: the state's size 8192 / refill 1000 ms differ");
+  s = good;
+  s.bandwidth->one_time_burst = 4096;
+  refused(EncodedLimiter(s), "one_time_burst left 4096 is more than the configured 2048");
+  s = good;
+  s.ops.reset();
+  refused(EncodedLimiter(s), "ops bucket: the state has none, the configuration has one");
+  s = good;
+  s.blocked_ns = 3'600'000 * kMs;
+  refused(EncodedLimiter(s), "blocked for 3600000000000 ns, more than a bucket's refill or debt");
+  s = good;
+  s.ops->refill_elapsed_ns = 5;
+  s.ops->borrowed_ns = 5;
+  refused(EncodedLimiter(s), "both refill_elapsed_ns and borrowed_ns are set");
+  // An active device takes no state.
+  ExpectErrorContains(h_.device().RestoreState(bytes), "the device is already active");
+  // And the good bytes do restore.
+  ASSERT_STATUS_OK(restored->RestoreState(bytes));
+  EXPECT_EQ(restored->rate_limiter().Save(), good);
+}
+
+TEST_P(VirtioBlockRateLimit, PrepareForSnapshotFinishesRequestsInFlight) {
+  ASSERT_TRUE(Start(std::nullopt));
+  const bool async = h_.device().engine() == BlockOptions::kAsync;
+  // io_uring may complete page-cache I/O inline at submission (the device then reaps it before
+  // ProcessQueue returns): the image's pages are dropped from the page cache before each round,
+  // and rounds are kicked until one leaves requests in flight.
+  const Fd image(::open(image_.path().c_str(), O_RDONLY | O_CLOEXEC));
+  ASSERT_TRUE(image.valid());
+  uint16_t used = 0;
+  bool caught_in_flight = false;
+  for (int round = 0; round < 40 && !caught_in_flight; ++round) {
+    ::fdatasync(image.get());
+    (void)::posix_fadvise(image.get(), 0, 0, POSIX_FADV_DONTNEED);
+    std::vector<Request> reads;
+    for (int i = 0; i < 16; ++i) reads.push_back(h_.Add(VIRTIO_BLK_T_IN, i * 8, 4096, {}, /*indirect=*/true));
+    const std::vector<uint8_t> written(8192, static_cast<uint8_t>(round + 1));
+    Request write = h_.Add(VIRTIO_BLK_T_OUT, 200, 8192, written, /*indirect=*/true);
+    h_.device().ProcessQueue(0);  // Submitted; completions not waited for.
+    used = static_cast<uint16_t>(used + 17);
+    caught_in_flight = h_.device().in_flight() > 0;
+    if (async && !caught_in_flight) {
+      ASSERT_EQ(h_.driver().used_idx(), used);  // All done inline: another round.
+      continue;
+    }
+    ASSERT_STATUS_OK(h_.device().PrepareForSnapshot());
+    // Everything is back in the used ring with its data and status, and the guest was told:
+    // what a snapshot taken now saves is complete.
+    EXPECT_EQ(h_.device().in_flight(), 0u);
+    EXPECT_EQ(h_.driver().used_idx(), used);
+    EXPECT_GE(h_.interrupt().used(), 1);
+    std::map<uint16_t, uint32_t> this_round;  // head -> used length
+    for (const auto& e : h_.driver().UsedSince(static_cast<uint16_t>(used - 17))) {
+      this_round[static_cast<uint16_t>(e.id)] = e.len;
+    }
+    EXPECT_EQ(this_round.size(), 17u);
+    for (int i = 0; i < 16; ++i) {
+      EXPECT_EQ(h_.Status(reads[i]), VIRTIO_BLK_S_OK) << i;
+      EXPECT_EQ(h_.Data(reads[i], 4096), Pattern(4096, i * 4096)) << i;
+      EXPECT_EQ(this_round[reads[i].head], 4097u) << i;
+    }
+    EXPECT_EQ(this_round[write.head], 1u);
+    EXPECT_EQ(h_.Status(write), VIRTIO_BLK_S_OK);
+    const std::vector<uint8_t> contents = image_.Contents();
+    EXPECT_TRUE(std::equal(written.begin(), written.end(), contents.begin() + 200 * 512));
+    break;
+  }
+  if (async) {
+    EXPECT_TRUE(caught_in_flight) << "io_uring completed every round inline";
+  }
+  // Nothing in flight: a no-op.
+  ASSERT_STATUS_OK(h_.device().PrepareForSnapshot());
+  EXPECT_EQ(h_.driver().used_idx(), used);
 }
 
 TEST_P(VirtioBlockRateLimit, ADeviceResetWhileThrottledIgnoresTheTimer) {

@@ -218,7 +218,7 @@ TEST(NetCreate, RejectsBadOptions) {
   auto make = [](NetOptions options) {
     int sv[2];
     EXPECT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
-    ::close(sv[1]);
+    Fd peer(sv[1]);  // Closed: nothing is sent.
     return Net::Create(options, SocketBackend::Create(Fd(sv[0]), 0).value());
   };
   auto r = make({"", "tap0", std::nullopt, {}, {}});
@@ -937,6 +937,59 @@ TEST_F(NetTest, SaveAndRestoreKeepTheRateLimiters) {
   EXPECT_EQ(bad.error().message(),
             "net state: network interface eth0 TX: rate limiter ops: token bucket state: budget 2 "
             "is larger than the bucket size 1");
+}
+
+// The snapshot path: SaveState bytes into a device rebuilt from the same configuration.
+TEST_F(NetTest, SnapshotStateCarriesBothLimitersIntoARebuiltDevice) {
+  MakeDevice(kMac, kAllOffloads, Bytes(1000, 100), Frames(1, 1000));
+  Activate(kBasic);
+  const auto f = MakeFrame(40, 1);
+  tx_->AddChain({{tx_->AllocWith(f), static_cast<uint32_t>(f.size())}});
+  tx_->AddChain({{tx_->AllocWith(f), static_cast<uint32_t>(f.size())}});
+  net_->ProcessQueue(kNetTxQueue);
+  const std::vector<uint8_t> bytes = net_->SaveState();
+  const NetState saved = net_->Save();
+  ASSERT_TRUE(saved.tx_rate_limiter.ops.has_value());
+  EXPECT_EQ(saved.tx_rate_limiter.ops->budget, 0u);
+
+  // Rebuilt as a restore does (same options, fake clocks at the same time), not activated.
+  auto rebuild = [&](std::optional<RateLimiterConfig> rx, std::optional<RateLimiterConfig> tx) {
+    int sv[2];
+    EXPECT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+    Fd peer(sv[1]);  // Closed: nothing is sent.
+    auto net = Net::Create(NetOptions{"eth0", "tap0", kMac, rx, tx},
+                           SocketBackend::Create(Fd(sv[0]), kAllOffloads, "sp1").value(),
+                           std::make_unique<testing::FakeTimer>(), std::make_unique<testing::FakeTimer>());
+    EXPECT_TRUE(net.ok());
+    return std::move(net).value();
+  };
+  auto restored = rebuild(Bytes(1000, 100), Frames(1, 1000));
+  auto s = restored->RestoreState(bytes);
+  ASSERT_TRUE(s.ok()) << s.error().message();
+  EXPECT_EQ(restored->Save().rx_rate_limiter, saved.rx_rate_limiter);
+  EXPECT_EQ(restored->Save().tx_rate_limiter, saved.tx_rate_limiter);
+  EXPECT_TRUE(restored->tx_rate_limiter().blocked());
+  EXPECT_EQ(restored->SaveState(), bytes);
+
+  // A device rebuilt with other limits refuses the state, naming the direction, and keeps
+  // its own buckets.
+  auto other = rebuild(Bytes(1000, 100), std::nullopt);
+  const RateLimiterState rx_before = other->Save().rx_rate_limiter;
+  auto refused = other->RestoreState(bytes);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().message(),
+            "virtio-net eth0 state: TX rate limiter: ops bucket: the state has one, the configuration has none");
+  EXPECT_EQ(other->Save().rx_rate_limiter, rx_before);
+  // Truncated, another version, the active device: refused.
+  EXPECT_FALSE(restored->RestoreState(std::span(bytes).first(bytes.size() - 1)).ok());
+  std::vector<uint8_t> v2 = bytes;
+  v2[0] = 2;
+  auto version = rebuild(Bytes(1000, 100), Frames(1, 1000))->RestoreState(v2);
+  ASSERT_FALSE(version.ok());
+  EXPECT_EQ(version.error().message(), "virtio-net eth0 state: version 2, this Hearth reads 1");
+  auto active = net_->RestoreState(bytes);
+  ASSERT_FALSE(active.ok());
+  EXPECT_EQ(active.error().message(), "virtio-net eth0 state: the device is already active");
 }
 
 }  // namespace

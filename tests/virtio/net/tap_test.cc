@@ -19,6 +19,10 @@
 #include <cstring>
 #include <string>
 #include <thread>
+#include <fstream>
+#include <sstream>
+
+#include "base/log.h"
 
 #include "tests/virtio_support/virtio_driver.h"
 #include "virtio/net/net.h"
@@ -190,6 +194,92 @@ TEST(Tap, FramesCrossARealTap) {
     EXPECT_EQ(net->metrics().rx_dropped, 0u);
   });
   worker.join();
+}
+
+// Fault injection: the tap is deleted (`ip link del`) under an active device. The guest's frames
+// are dropped and their chains returned (counted as TX errors, one warning in the log), a read
+// error is counted, and the tap fd does not keep the VMM's edge-triggered epoll loop busy.
+TEST(Tap, DeletedUnderAnActiveDeviceDropsFramesWithoutSpinning) {
+  if (::access("/dev/net/tun", R_OK | W_OK) != 0) GTEST_SKIP() << "/dev/net/tun is missing";
+  NetNamespace ns;
+  ASSERT_TRUE(ns.ok()) << "ip netns add failed (the test needs root)";
+  char log_tmpl[] = "/tmp/hearth-tap-log-XXXXXX";
+  int log_fd = ::mkstemp(log_tmpl);
+  ASSERT_GE(log_fd, 0);
+  ::close(log_fd);
+  const std::string log_path = log_tmpl;
+  ASSERT_TRUE(SetLogPath(log_path).ok());
+
+  std::thread worker([&] {
+    ASSERT_TRUE(ns.Enter());
+    auto created = Net::Create(NetOptions{"eth0", "hnt1", kGuestMac, {}, {}});
+    ASSERT_TRUE(created.ok()) << created.error().message();
+    std::unique_ptr<Net> net = std::move(created).value();
+    ASSERT_EQ(Shell("ip -n " + ns.name() + " link set hnt1 up"), 0);
+
+    auto memory = GuestMemory::Create({{0, 4 << 20}});
+    ASSERT_TRUE(memory.ok());
+    VirtioDriver rx(*memory, 0x0, 256, 0x100000);
+    VirtioDriver tx(*memory, 0x10000, 256, 0x200000);
+    std::vector<Queue> queues;
+    queues.emplace_back(256);
+    queues.emplace_back(256);
+    rx.Configure(queues[kNetRxQueue]);
+    tx.Configure(queues[kNetTxQueue]);
+    const uint64_t acked = kVirtioFVersion1 | kVirtioNetFMac | kVirtioNetFMrgRxbuf;
+    ASSERT_TRUE(net->Activate({&*memory, &queues, std::make_shared<NullInterrupt>(), acked}).ok());
+    for (int i = 0; i < 4; ++i) rx.AddChain({{rx.Alloc(2048), 2048, true}});
+    net->ProcessQueue(kNetRxQueue);
+
+    // The VMM loop's view of the tap fd (net.cc registers it edge-triggered).
+    Fd epoll(::epoll_create1(EPOLL_CLOEXEC));
+    ASSERT_TRUE(epoll.valid());
+    const int tap_fd = net->backend().fd();
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLOUT | EPOLLET;
+    ev.data.fd = tap_fd;
+    ASSERT_EQ(::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, tap_fd, &ev), 0);
+    epoll_event got[4];
+    while (::epoll_wait(epoll.get(), got, 4, 100) > 0) net->OnEvent(tap_fd, got[0].events);
+
+    ASSERT_EQ(Shell("ip -n " + ns.name() + " link del hnt1"), 0);
+    // A second: the loop wakes for the deletion's edge, handles it, and then sleeps.
+    int wakeups = 0;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    while (std::chrono::steady_clock::now() < until) {
+      if (::epoll_wait(epoll.get(), got, 4, 100) > 0) {
+        ++wakeups;
+        net->OnEvent(tap_fd, got[0].events);
+      }
+    }
+    EXPECT_LE(wakeups, 3) << "the dead tap keeps waking the event loop";
+
+    // The guest sends: the frame is dropped, its chain comes back, the error is counted.
+    auto out = EthernetFrame({0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, kGuestMac, "into the void");
+    std::vector<uint8_t> with_hdr(kVirtioNetHdrSize, 0);
+    with_hdr.insert(with_hdr.end(), out.begin(), out.end());
+    for (int i = 0; i < 3; ++i) {
+      tx.AddChain({{tx.AllocWith(with_hdr), static_cast<uint32_t>(with_hdr.size())}});
+      net->ProcessQueue(kNetTxQueue);
+    }
+    EXPECT_EQ(tx.used_idx(), 3);
+    EXPECT_EQ(net->metrics().tx_frames, 0u);
+    EXPECT_EQ(net->metrics().tx_errors, 3u);
+    // Nothing arrives, and the guest's RX buffers stay posted.
+    net->OnEvent(tap_fd, EPOLLIN);
+    EXPECT_EQ(rx.used_idx(), 0);
+  });
+  worker.join();
+  (void)SetLogPath("/dev/stderr").ok();  // Back to where the log went before.
+  std::ifstream log(log_path);
+  std::stringstream text;
+  text << log.rdbuf();
+  ::unlink(log_path.c_str());
+  const std::string logged = text.str();
+  EXPECT_NE(logged.find("virtio-net eth0: TX: write hnt1: "), std::string::npos) << logged;
+  EXPECT_NE(logged.find("dropping frames"), std::string::npos) << logged;
+  // One warning, not one per frame.
+  EXPECT_EQ(logged.find("dropping frames"), logged.rfind("dropping frames")) << logged;
 }
 
 }  // namespace

@@ -10,6 +10,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -474,6 +476,51 @@ TEST_F(VsockTest, HostCloseSendsShutdown) {
   EXPECT_EQ(vsock_->connection_count(), 0u);
 }
 
+// Fault injection: the host program at the other end of a connection is killed (SIGKILL) while
+// the guest is sending to it and it has not read everything: the kernel resets the UNIX socket,
+// the device resets the guest's connection, and the device goes on serving new connections.
+TEST_F(VsockTest, HostPeerKilledMidTransferResetsTheGuest) {
+  MakeDevice();
+  auto [host, port] = HostConnect(52);
+  ASSERT_NE(port, 0u);
+  // The peer is a process of its own holding the only copy of the host socket; it never reads.
+  const pid_t peer = ::fork();
+  ASSERT_GE(peer, 0);
+  if (peer == 0) {
+    for (;;) ::pause();
+  }
+  host.Reset();
+  std::string chunk(kVsockMaxPayload, 'k');
+  bool reset = false;
+  for (int i = 0; i < 4; ++i) {
+    guest_->Send(guest_->Header(kVsockOpRw, 52, port, chunk.size()), chunk);
+    for (auto& p : Pump()) reset |= p.header.op == kVsockOpRst;
+  }
+  EXPECT_FALSE(reset) << "reset before the peer died";
+  ASSERT_EQ(::kill(peer, SIGKILL), 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(peer, &status, 0), peer);
+  // More data from the guest, mid-transfer: the dead peer's socket fails and the guest is told.
+  std::vector<VsockPacket> got;
+  for (int i = 0; i < 20 && !reset; ++i) {
+    guest_->Send(guest_->Header(kVsockOpRw, 52, port, chunk.size()), chunk);
+    for (auto& p : PumpUntilPacket(100)) {
+      EXPECT_EQ(p.header.dst_port, 52u);
+      reset |= p.header.op == kVsockOpRst;
+      got.push_back(std::move(p));
+    }
+  }
+  EXPECT_TRUE(reset) << "the guest got no RST after its peer was killed (" << got.size()
+                     << " packets)";
+  EXPECT_EQ(vsock_->connection_count(), 0u);
+  // The device goes on: a new host connection works end to end.
+  auto [again, port2] = HostConnect(53);
+  ASSERT_NE(port2, 0u);
+  guest_->Send(guest_->Header(kVsockOpRw, 53, port2, 5), "alive");
+  (void)Pump();
+  EXPECT_EQ(ReadSome(again), "alive");
+}
+
 TEST_F(VsockTest, TransportResetDropsConnectionsAndTellsTheGuest) {
   MakeDevice();
   auto [a, port_a] = HostConnect(52);
@@ -505,6 +552,56 @@ TEST_F(VsockTest, HostConnectWaitsUntilTheGuestTookTheReset) {
   EXPECT_EQ(pkts[0].header.op, kVsockOpRequest);
   EXPECT_EQ(pkts[0].header.dst_port, 52u);
   EXPECT_EQ(vsock_->SaveState()[17], 0);
+}
+
+// After a snapshot or restore a guest that never takes the TRANSPORT_RESET (no driver work,
+// hung) does not hold host CONNECTs forever: they get the connect timeout, then EOF.
+TEST_F(VsockTest, HostConnectBehindAnUntakenResetTimesOut) {
+  MakeDevice(/*connect_timeout_us=*/300'000);
+  vsock_->TransportReset();  // The guest never refills its event queue.
+  Fd host = ConnectUnix(uds_);
+  WriteStr(host, "CONNECT 52\n");
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_TRUE(PumpUntilPacket(100).empty());
+  EXPECT_EQ(vsock_->metrics().connections_refused, 0u);
+  // The device's timer (on its epoll fd) closes the parked socket after the timeout.
+  std::string got;
+  while (got.empty() && std::chrono::steady_clock::now() - start < std::chrono::seconds(5)) {
+    EXPECT_TRUE(PumpUntilPacket(50).empty()) << "a request was offered behind the reset";
+    got = ReadSome(host, 0);
+  }
+  const auto waited = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(got, "<EOF>");
+  EXPECT_GE(waited, std::chrono::milliseconds(300));
+  EXPECT_LT(waited, std::chrono::seconds(3));
+  EXPECT_EQ(vsock_->metrics().connections_refused, 1u);
+  EXPECT_EQ(vsock_->connection_count(), 0u);
+  // The guest takes the reset later: nothing stale is offered, and new CONNECTs work at once.
+  EXPECT_EQ(guest_->Events(), std::vector<uint32_t>{kVsockEventTransportReset});
+  EXPECT_TRUE(PumpUntilPacket(100).empty());
+  auto [again, port] = HostConnect(52);
+  EXPECT_NE(port, 0u);
+}
+
+// A CONNECT parked behind the reset keeps what is left of its timeout once offered: the total
+// wait for "OK" is bounded by the connect timeout, not twice it.
+TEST_F(VsockTest, AParkedConnectKeepsItsDeadlineWhenOffered) {
+  MakeDevice(/*connect_timeout_us=*/600'000);
+  vsock_->TransportReset();
+  Fd host = ConnectUnix(uds_);
+  WriteStr(host, "CONNECT 52\n");
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_TRUE(PumpUntilPacket(300).empty());
+  EXPECT_EQ(guest_->Events(), std::vector<uint32_t>{kVsockEventTransportReset});
+  auto pkts = PumpUntilPacket();
+  ASSERT_EQ(pkts.size(), 1u);
+  EXPECT_EQ(pkts[0].header.op, kVsockOpRequest);
+  // The guest never answers: RST and EOF at the original deadline.
+  pkts = PumpUntilPacket(3000);
+  ASSERT_EQ(pkts.size(), 1u);
+  EXPECT_EQ(pkts[0].header.op, kVsockOpRst);
+  EXPECT_EQ(ReadSome(host), "<EOF>");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1100));
 }
 
 TEST_F(VsockTest, TransportResetWaitsForAnEventBuffer) {
