@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <memory>
+#include <vector>
 
 #include "fuzz/guest_ring.h"
 #include "fuzz/memfd_file.h"
@@ -28,13 +29,18 @@ class NullInterrupt : public VirtioInterrupt {
 constexpr uint64_t kRingBase = 0x1000;
 constexpr uint64_t kImageBytes = 64 << 10;
 
+// Serves every event source of the device (the rate limiter's timer and the io_uring
+// completion eventfd, as the VMM loop watches both) until no request is in flight.
 void WaitIdle(Block& block) {
   for (int i = 0; i < 100 && block.in_flight() > 0; ++i) {
-    auto sources = block.event_sources();
-    if (sources.empty()) Die("requests in flight with no completion fd");
-    pollfd p{sources[0].fd, POLLIN, 0};
-    if (::poll(&p, 1, 1000) < 0 && errno != EINTR) Die("poll");  // libFuzzer's timer interrupts.
-    block.OnEvent(sources[0].fd, EPOLLIN);
+    std::vector<pollfd> fds;
+    for (const auto& source : block.event_sources()) fds.push_back({source.fd, POLLIN, 0});
+    if (fds.empty()) Die("requests in flight with no completion fd");
+    // EINTR: libFuzzer's timer interrupts.
+    if (::poll(fds.data(), fds.size(), 1000) < 0 && errno != EINTR) Die("poll");
+    for (const pollfd& p : fds) {
+      if (p.revents & POLLIN) block.OnEvent(p.fd, EPOLLIN);
+    }
   }
   if (block.in_flight() > 0) Die("io_uring requests never completed");
 }
