@@ -591,6 +591,21 @@ def percentile(values, q):
     return s[min(len(s) - 1, int(q * len(s)))] if s else float("nan")
 
 
+def vmm_stayed_flat(what, during, warm_n, warm, end_n, end, rss_tolerance_kib):
+    """Prints one VMM's RSS, fds and threads after warm-up and at the end; False on growth."""
+    print(f"{what}: after {warm_n}: RSS {warm['rss_kib']} KiB, {warm['fds']} fds, "
+          f"{warm['threads']} threads; after {end_n}: RSS {end['rss_kib']} KiB, "
+          f"{end['fds']} fds, {end['threads']} threads")
+    flat = True
+    if end["fds"] != warm["fds"] or end["threads"] != warm["threads"]:
+        flat = False
+        print(f"LEAK: the VMM's fd or thread count grew {during}")
+    if end["rss_kib"] - warm["rss_kib"] > rss_tolerance_kib:
+        flat = False
+        print(f"LEAK: the VMM's RSS grew by more than {rss_tolerance_kib} KiB {during}")
+    return flat
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--hearth", required=True)
@@ -699,29 +714,14 @@ def main():
             print(f"LEAK: host file handles grew by more than {args.fd_tolerance}")
         if api_result:
             warmup, warm, end = api_result
-            print(f"one VMM serving {args.api_requests} API requests (running guest): "
-                  f"after {warmup}: RSS {warm['rss_kib']} KiB, {warm['fds']} fds, "
-                  f"{warm['threads']} threads; after {args.api_requests}: RSS {end['rss_kib']} KiB, "
-                  f"{end['fds']} fds, {end['threads']} threads")
-            if end["fds"] != warm["fds"] or end["threads"] != warm["threads"]:
-                ok = False
-                print("LEAK: the VMM's fd or thread count grew while serving requests")
-            if end["rss_kib"] - warm["rss_kib"] > args.rss_tolerance_kib:
-                ok = False
-                print(f"LEAK: the VMM's RSS grew by more than {args.rss_tolerance_kib} KiB")
+            ok &= vmm_stayed_flat(f"one VMM serving {args.api_requests} API requests (running guest)",
+                                  "while serving requests", warmup, warm, args.api_requests, end,
+                                  args.rss_tolerance_kib)
         if virtio_result:
             warm_requests, warm, end_requests, end = virtio_result
-            print(f"one VMM whose guest does virtio-blk requests for {args.virtio_seconds:g} s: "
-                  f"after {warm_requests}: RSS {warm['rss_kib']} KiB, {warm['fds']} fds, "
-                  f"{warm['threads']} threads; after {end_requests}: RSS {end['rss_kib']} KiB, "
-                  f"{end['fds']} fds, {end['threads']} threads")
-            if end["fds"] != warm["fds"] or end["threads"] != warm["threads"]:
-                ok = False
-                print("LEAK: the VMM's fd or thread count grew under virtio load")
-            if end["rss_kib"] - warm["rss_kib"] > args.rss_tolerance_kib:
-                ok = False
-                print(f"LEAK: the VMM's RSS grew by more than {args.rss_tolerance_kib} KiB "
-                      "under virtio load")
+            ok &= vmm_stayed_flat(f"one VMM whose guest does virtio-blk requests for "
+                                  f"{args.virtio_seconds:g} s", "under virtio load",
+                                  warm_requests, warm, end_requests, end, args.rss_tolerance_kib)
     print("soak: " + ("PASS" if ok else "FAIL"))
     return 0 if ok else 1
 
