@@ -10,6 +10,7 @@
 #include <memory>
 #include <vector>
 
+#include "fuzz/fuzz_devices.h"
 #include "fuzz/guest_ring.h"
 #include "fuzz/memfd_file.h"
 #include "fuzz/rate_limit_input.h"
@@ -19,12 +20,6 @@ using namespace hearth;
 using namespace hearth::fuzz;
 
 namespace {
-
-class NullInterrupt : public VirtioInterrupt {
- public:
-  void Raise(uint32_t) override {}
-  void SetNeedsReset() override {}
-};
 
 constexpr uint64_t kRingBase = 0x1000;
 constexpr uint64_t kImageBytes = 64 << 10;

@@ -3,12 +3,12 @@
 // config space, resets) decoded from the input, in front of a real virtio-blk or virtio-net
 // device, with a hostile driver writing the rings it points the queues at.
 #include <fuzzer/FuzzedDataProvider.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <cstring>
 #include <memory>
 
+#include "fuzz/fuzz_devices.h"
 #include "fuzz/guest_ring.h"
 #include "fuzz/memfd_file.h"
 #include "virtio/block/block.h"
@@ -23,28 +23,6 @@ namespace {
 class NullTrigger : public Trigger {
  public:
   void Fire() override {}
-};
-
-// A backend that has no frames and takes every write.
-class SinkBackend : public NetBackend {
- public:
-  ~SinkBackend() override { ::close(fd_); }
-  int fd() const override { return fd_; }
-  const std::string& name() const override { return name_; }
-  Result<std::optional<size_t>> ReadFrame(std::span<const iovec>) override {
-    return std::optional<size_t>();
-  }
-  Result<std::optional<size_t>> WriteFrame(std::span<const iovec> iov) override {
-    size_t total = 0;
-    for (const iovec& v : iov) total += v.iov_len;
-    return std::optional<size_t>(total);
-  }
-  unsigned supported_offloads() const override { return kTunFCsum; }
-  Status SetOffloads(unsigned) override { return Ok(); }
-
- private:
-  int fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  std::string name_ = "sink0";
 };
 
 constexpr uint64_t kRegisters[] = {

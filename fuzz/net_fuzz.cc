@@ -3,7 +3,6 @@
 // frame) and the backend's answers to writes (taken, EAGAIN, error) come from the input too.
 #include <fuzzer/FuzzedDataProvider.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,6 +10,7 @@
 #include <deque>
 #include <memory>
 
+#include "fuzz/fuzz_devices.h"
 #include "fuzz/guest_ring.h"
 #include "fuzz/rate_limit_input.h"
 #include "virtio/net/net.h"
@@ -20,19 +20,12 @@ using namespace hearth::fuzz;
 
 namespace {
 
-class NullInterrupt : public VirtioInterrupt {
- public:
-  void Raise(uint32_t) override {}
-  void SetNeedsReset() override {}
-};
-
 // Frames waiting to be read, and a script of how writes go.
 class MemoryBackend : public NetBackend {
  public:
   explicit MemoryBackend(FuzzedDataProvider& in) : in_(in) {}
-  ~MemoryBackend() override { ::close(fd_); }
 
-  int fd() const override { return fd_; }
+  int fd() const override { return event_.ok() ? event_->get() : -1; }
   const std::string& name() const override { return name_; }
 
   Result<std::optional<size_t>> ReadFrame(std::span<const iovec> iov) override {
@@ -77,7 +70,7 @@ class MemoryBackend : public NetBackend {
 
  private:
   FuzzedDataProvider& in_;
-  int fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);  // Only a number for event_sources().
+  Result<EventFd> event_ = EventFd::Create();  // Only a number for event_sources().
   std::string name_ = "fuzz0";
   std::deque<std::vector<uint8_t>> rx_;
 };

@@ -14,6 +14,7 @@
 
 #include "devices/i8042.h"
 #include "devices/serial.h"
+#include "fuzz/fuzz_devices.h"
 #include "fuzz/guest_ring.h"
 #include "fuzz/memfd_file.h"
 #include "snapshot/state_file.h"
@@ -35,25 +36,6 @@ class NullTrigger : public Trigger {
 class NullSink : public ByteSink {
  public:
   void Write(std::span<const uint8_t>) override {}
-};
-
-class SinkBackend : public NetBackend {
- public:
-  int fd() const override { return -1; }
-  const std::string& name() const override { return name_; }
-  Result<std::optional<size_t>> ReadFrame(std::span<const iovec>) override {
-    return std::optional<size_t>();
-  }
-  Result<std::optional<size_t>> WriteFrame(std::span<const iovec> iov) override {
-    size_t total = 0;
-    for (const iovec& v : iov) total += v.iov_len;
-    return std::optional<size_t>(total);
-  }
-  unsigned supported_offloads() const override { return kTunFCsum; }
-  Status SetOffloads(unsigned) override { return Ok(); }
-
- private:
-  std::string name_ = "sink0";
 };
 
 // A state a real VM could have saved: one vCPU, a drive and an interface whose queues live in

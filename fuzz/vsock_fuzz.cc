@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "base/fd.h"
+#include "fuzz/fuzz_devices.h"
 #include "fuzz/guest_ring.h"
 #include "virtio/vsock/vsock.h"
 
@@ -23,12 +24,6 @@ using namespace hearth;
 using namespace hearth::fuzz;
 
 namespace {
-
-class NullInterrupt : public VirtioInterrupt {
- public:
-  void Raise(uint32_t) override {}
-  void SetNeedsReset() override {}
-};
 
 constexpr uint64_t kGuestCid = 3;
 constexpr uint32_t kHostListenPort = 1024;  // Guest connects to (2, 1024) reach the harness.
