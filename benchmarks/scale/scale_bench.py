@@ -469,6 +469,12 @@ def make_snapshot(o, procs, rep):
     if e:
         raise Fail("the base VM does not echo over vsock: " + e)
     time.sleep(2)  # let the guest's echo thread see the close and exit
+    # The kernel unpacks the initramfs in a background worker that runs on after the agent is
+    # ready (tens of seconds, interpreted): a snapshot taken now would make every clone redo the
+    # rest of it, so "idle" clones would not be idle. Wait until the base VM's CPU use falls.
+    settle_s = wait_until_quiet(pid, o.linux_timeout)
+    rep.log("snapshot: the base VM settled %.1f s after the echo (CPU below %d%% of a core)" % (
+        settle_s, QUIET_CPU_PERCENT))
     expect_204(api, "PATCH", "/vm", {"state": "Paused"})
     t1 = mono()
     expect_204(api, "PUT", "/snapshot/create",
@@ -598,6 +604,26 @@ class Clone:
         self.state = "done"
         self.close(sel)
         self.cpu_ms = cpu_ms(self.pid)
+
+
+QUIET_CPU_PERCENT = 5
+
+
+def wait_until_quiet(pid, timeout, window=2.0):
+    """Waits until process `pid` uses less than QUIET_CPU_PERCENT of a core over `window` s;
+    returns the seconds waited. Raises Fail after `timeout` s."""
+    t0 = mono()
+    while True:
+        a = cpu_ms(pid)
+        time.sleep(window)
+        b = cpu_ms(pid)
+        if a is None or b is None:
+            raise Fail("the snapshot's base VM exited while settling")
+        if (b - a) / (window * 1000) * 100 < QUIET_CPU_PERCENT:
+            return mono() - t0
+        if mono() - t0 > timeout:
+            raise Fail("the snapshot's base VM kept using %.0f%% of a core for %d s" % (
+                (b - a) / (window * 10), timeout))
 
 
 def cpu_ms(pid):
@@ -1006,7 +1032,7 @@ def write_report(o, rep, started, loads):
     if rep.snapshot_calls:
         L.append("- snapshot base: `hearth --api-sock base.sock --boot-timer`, then " + "; ".join(
             "`%s %s %s`" % (m, p, json.dumps(b)) for m, p, b in rep.snapshot_calls) +
-            "; wait for `vsock_echo port=%d listen=ok`, one echo, `PATCH /vm {\"state\":\"Paused\"}`, "
+            "; wait for `vsock_echo port=%d listen=ok`, one echo, wait until the base VM uses < 5 %% of a core (the initramfs unpack worker done), `PATCH /vm {\"state\":\"Paused\"}`, "
             "`PUT /snapshot/create {\"snapshot_type\":\"Full\",...}`" % ECHO_PORT)
         L.append("- clone: `hearth --api-sock cN.sock --level Warning`, `PUT /snapshot/load "
                  "{\"snapshot_path\":...,\"mem_backend\":{\"backend_type\":\"File\",\"backend_path\":...},"

@@ -21,3 +21,16 @@ Result<HostKind> ResolveHostKind(std::string_view setting) {
 }
 
 }  // namespace hearth
+
+namespace hearth {
+
+Status AddHostKernelParams(HostKind kind, Cmdline& cmdline) {
+  if (kind != HostKind::kPvm) return Ok();
+  if (!cmdline.HasParam("clearcpuid") && !cmdline.HasParam("noxsave")) {
+    RETURN_IF_ERROR(cmdline.Append(kPvmKernelParams));
+  }
+  if (!cmdline.HasParam("clocksource")) RETURN_IF_ERROR(cmdline.Append(kPvmClockParams));
+  return Ok();
+}
+
+}  // namespace hearth

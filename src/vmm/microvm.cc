@@ -92,11 +92,8 @@ std::unique_ptr<MicroVm> MicroVm::Create(const VmResources& resources,
   if (auto s = cmdline.Append(boot.boot_args.value_or(std::string(kDefaultBootArgs))); !s.ok()) {
     return fail(config, s.error().Wrap("boot-source.boot_args"));
   }
-  if (options.host_kind == HostKind::kPvm && !cmdline.HasParam("clearcpuid") &&
-      !cmdline.HasParam("noxsave")) {
-    if (auto s = cmdline.Append(kPvmKernelParams); !s.ok()) {
-      return fail(config, s.error().Wrap("boot-source.boot_args (with the PVM host's additions)"));
-    }
+  if (auto s = AddHostKernelParams(options.host_kind, cmdline); !s.ok()) {
+    return fail(config, s.error().Wrap("boot-source.boot_args (with the PVM host's additions)"));
   }
   auto exit = ExitRequest::Create();
   if (!exit.ok()) return fail(host, exit.error());

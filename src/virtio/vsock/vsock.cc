@@ -366,7 +366,9 @@ void Vsock::OnListener() {
       LOG_WARN("virtio-vsock: " << s.error().message());
       continue;
     }
-    host_lines_.emplace(fd, HostLine{std::move(client)});
+    host_lines_.emplace(fd, HostLine{std::move(client),
+                                     MonotonicMicros() + options_.connect_timeout_us});
+    ArmTimer();
     // Data may already be there (the edge came with the connection).
     OnHostLine(fd);
   }
@@ -523,22 +525,29 @@ void Vsock::OnTimer() {
     Remove(key, /*reset=*/true);
   }
   // CONNECTs parked behind a TRANSPORT_RESET the guest did not take in time: closed like an
-  // unanswered request (the host sees EOF without "OK").
+  // unanswered request (the host sees EOF without "OK"). Clients that never sent a whole
+  // CONNECT line: closed as a protocol error.
   std::vector<int> expired_lines;
   for (const auto& [fd, line] : host_lines_) {
-    if (line.parked_deadline_us == 0) continue;
-    if (now >= line.parked_deadline_us) {
+    const bool parked = line.parked_deadline_us != 0;
+    if (now >= (parked ? line.parked_deadline_us : line.line_deadline_us)) {
       expired_lines.push_back(fd);
     } else {
       waiting = true;
     }
   }
   for (int fd : expired_lines) {
-    LOG_DEBUG("virtio-vsock: the guest did not take its transport reset in time for a host CONNECT");
-    ++m_.connections_refused;
+    auto it = host_lines_.find(fd);
+    if (it->second.parked_deadline_us != 0) {
+      LOG_DEBUG("virtio-vsock: the guest did not take its transport reset in time for a host CONNECT");
+      ++m_.connections_refused;
+      --parked_lines_;
+    } else {
+      LOG_DEBUG("virtio-vsock: a host connection sent no CONNECT line in time");
+      ++m_.host_protocol_errors;
+    }
     (void)::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
-    host_lines_.erase(fd);
-    --parked_lines_;
+    host_lines_.erase(it);  // Closes the socket.
   }
   if (!waiting) {
     itimerspec off{};

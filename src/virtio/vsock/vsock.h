@@ -40,7 +40,8 @@ struct VsockOptions {
   // How long the guest has to answer a host-initiated REQUEST. Firecracker allows 2 s; a
   // loaded guest whose kernel is interpreted (kvm_pvm) needs seconds to work through a burst
   // of requests queued behind data, and a guest with a vsock driver always answers (RST when
-  // nothing listens), so the limit only matters for guests without a driver.
+  // nothing listens), so the limit only matters for guests without a driver. A host client
+  // also has this long from its connect() to send its whole CONNECT line.
   uint64_t connect_timeout_us = 30'000'000;
   // Connections (including host sockets that have not sent CONNECT yet) beyond this are
   // refused.
@@ -197,9 +198,11 @@ class Vsock : public VirtioDevice {
   // Host sockets accepted on uds_path that have not sent their whole CONNECT line yet, or whose
   // CONNECT (read) waits for the guest to take a TRANSPORT_RESET (after a snapshot or restore):
   // those are parked with a deadline (connect_timeout_us from when the line was read), after
-  // which they are closed as an unanswered request would be.
+  // which they are closed as an unanswered request would be. A client that never completes its
+  // line is closed connect_timeout_us after it was accepted: it holds one of max_connections.
   struct HostLine {
     Fd fd;
+    uint64_t line_deadline_us = 0;    // When the CONNECT line must have arrived.
     uint64_t parked_deadline_us = 0;  // 0: the CONNECT line has not been read yet.
     uint32_t port = 0;                // The CONNECT line's port, once read.
   };

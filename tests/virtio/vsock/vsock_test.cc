@@ -583,6 +583,51 @@ TEST_F(VsockTest, HostConnectBehindAnUntakenResetTimesOut) {
   EXPECT_NE(port, 0u);
 }
 
+// A host client that connects and never finishes its CONNECT line does not hold one of
+// max_connections forever: closed after the connect timeout, counted as a protocol error, and
+// the slot serves a new client.
+TEST_F(VsockTest, HostClientThatNeverSendsItsConnectLineIsClosed) {
+  MakeDevice(/*connect_timeout_us=*/300'000, /*max_connections=*/1);
+  Fd silent = ConnectUnix(uds_);
+  Fd partial = ConnectUnix(uds_);
+  WriteStr(partial, "CONNECT 5");  // No newline, ever.
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_TRUE(PumpUntilPacket(100).empty());
+  // The second client was refused at once (one slot); the first is still held.
+  EXPECT_TRUE(Closed(partial));
+  EXPECT_EQ(vsock_->metrics().connections_refused, 1u);
+  EXPECT_EQ(ReadSome(silent, 0), "");
+  std::string got;
+  while (got.empty() && std::chrono::steady_clock::now() - start < std::chrono::seconds(5)) {
+    EXPECT_TRUE(PumpUntilPacket(50).empty());
+    got = ReadSome(silent, 0);
+  }
+  const auto waited = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(got, "<EOF>");
+  EXPECT_GE(waited, std::chrono::milliseconds(300));
+  EXPECT_LT(waited, std::chrono::seconds(3));
+  EXPECT_EQ(vsock_->metrics().host_protocol_errors, 1u);
+  // The slot is free again: a client that does send its line gets the guest.
+  auto [again, port] = HostConnect(52);
+  EXPECT_NE(port, 0u);
+}
+
+// A client that sends its line in pieces within the timeout is served normally.
+TEST_F(VsockTest, ConnectLineInPiecesWithinTheTimeoutIsServed) {
+  MakeDevice(/*connect_timeout_us=*/2'000'000);
+  Fd host = ConnectUnix(uds_);
+  WriteStr(host, "CONN");
+  EXPECT_TRUE(PumpUntilPacket(100).empty());
+  WriteStr(host, "ECT 5");
+  EXPECT_TRUE(PumpUntilPacket(100).empty());
+  WriteStr(host, "2\n");
+  auto pkts = PumpUntilPacket();
+  ASSERT_EQ(pkts.size(), 1u);
+  EXPECT_EQ(pkts[0].header.op, kVsockOpRequest);
+  EXPECT_EQ(pkts[0].header.dst_port, 52u);
+  EXPECT_EQ(vsock_->metrics().host_protocol_errors, 0u);
+}
+
 // A CONNECT parked behind the reset keeps what is left of its timeout once offered: the total
 // wait for "OK" is bounded by the connect timeout, not twice it.
 TEST_F(VsockTest, AParkedConnectKeepsItsDeadlineWhenOffered) {
