@@ -112,6 +112,21 @@ class VsockTest : public ::testing::Test {
     }
   }
 
+  // Pumps the device (no packet may reach the guest meanwhile) until it closes `host`: EOF no
+  // sooner than `timeout` after `start`, and well within a few seconds.
+  void ExpectClosedAfterTheTimeout(const Fd& host, std::chrono::steady_clock::time_point start,
+                                   std::chrono::milliseconds timeout) {
+    std::string got;
+    while (got.empty() && std::chrono::steady_clock::now() - start < std::chrono::seconds(5)) {
+      EXPECT_TRUE(PumpUntilPacket(50).empty()) << "a packet reached the guest";
+      got = ReadSome(host, 0);
+    }
+    const auto waited = std::chrono::steady_clock::now() - start;
+    EXPECT_EQ(got, "<EOF>");
+    EXPECT_GE(waited, timeout);
+    EXPECT_LT(waited, timeout + std::chrono::seconds(3));
+  }
+
   // Host connects with CONNECT <port>, guest accepts: returns the host socket and the
   // device's port for the connection.
   std::pair<Fd, uint32_t> HostConnect(uint32_t guest_port, uint32_t guest_buf = 256 * 1024) {
@@ -565,15 +580,7 @@ TEST_F(VsockTest, HostConnectBehindAnUntakenResetTimesOut) {
   EXPECT_TRUE(PumpUntilPacket(100).empty());
   EXPECT_EQ(vsock_->metrics().connections_refused, 0u);
   // The device's timer (on its epoll fd) closes the parked socket after the timeout.
-  std::string got;
-  while (got.empty() && std::chrono::steady_clock::now() - start < std::chrono::seconds(5)) {
-    EXPECT_TRUE(PumpUntilPacket(50).empty()) << "a request was offered behind the reset";
-    got = ReadSome(host, 0);
-  }
-  const auto waited = std::chrono::steady_clock::now() - start;
-  EXPECT_EQ(got, "<EOF>");
-  EXPECT_GE(waited, std::chrono::milliseconds(300));
-  EXPECT_LT(waited, std::chrono::seconds(3));
+  ExpectClosedAfterTheTimeout(host, start, std::chrono::milliseconds(300));
   EXPECT_EQ(vsock_->metrics().connections_refused, 1u);
   EXPECT_EQ(vsock_->connection_count(), 0u);
   // The guest takes the reset later: nothing stale is offered, and new CONNECTs work at once.
@@ -597,15 +604,7 @@ TEST_F(VsockTest, HostClientThatNeverSendsItsConnectLineIsClosed) {
   EXPECT_TRUE(Closed(partial));
   EXPECT_EQ(vsock_->metrics().connections_refused, 1u);
   EXPECT_EQ(ReadSome(silent, 0), "");
-  std::string got;
-  while (got.empty() && std::chrono::steady_clock::now() - start < std::chrono::seconds(5)) {
-    EXPECT_TRUE(PumpUntilPacket(50).empty());
-    got = ReadSome(silent, 0);
-  }
-  const auto waited = std::chrono::steady_clock::now() - start;
-  EXPECT_EQ(got, "<EOF>");
-  EXPECT_GE(waited, std::chrono::milliseconds(300));
-  EXPECT_LT(waited, std::chrono::seconds(3));
+  ExpectClosedAfterTheTimeout(silent, start, std::chrono::milliseconds(300));
   EXPECT_EQ(vsock_->metrics().host_protocol_errors, 1u);
   // The slot is free again: a client that does send its line gets the guest.
   auto [again, port] = HostConnect(52);
