@@ -498,7 +498,7 @@ std::vector<std::string> QemuArgv(const Options& o, const std::string& kernel,
 }
 
 // The kernel parameters Hearth adds on kvm_pvm hosts (src/vmm), given to QEMU explicitly.
-constexpr const char* kPvmParams = "noxsave clearcpuid=141,151,308";
+constexpr const char* kPvmParams = "noxsave clearcpuid=141,151,308 clocksource=kvm-clock";
 
 const char* Verdict(bool ok) { return ok ? "MET" : "MISSED"; }
 

@@ -110,7 +110,7 @@ fi
 host_kind="$("${hearth}" --print-host-kind 2>/dev/null || echo unknown)"
 # Hearth adds these itself on kvm_pvm hosts; QEMU needs them on its command line.
 pvm_params=""
-[[ "${host_kind}" == pvm ]] && pvm_params="noxsave clearcpuid=141,151,308"
+[[ "${host_kind}" == pvm ]] && pvm_params="noxsave clearcpuid=141,151,308 clocksource=kvm-clock"
 
 mkdir -p "${out}"
 work="$(mktemp -d "${out}/run.XXXXXX")"

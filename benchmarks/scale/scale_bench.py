@@ -45,7 +45,7 @@ PROG = "scale_bench"
 ECHO_PORT = 5000
 HOLD_PORT = 5999
 GUEST_CID = 3
-PVM_PARAMS = "noxsave clearcpuid=141,151,308"  # what Hearth adds itself on kvm_pvm hosts
+PVM_PARAMS = "noxsave clearcpuid=141,151,308 clocksource=kvm-clock"  # what Hearth adds itself on kvm_pvm hosts
 QEMU_MACHINE = "microvm,x-option-roms=off,rtc=off,pit=off,pic=off,isa-serial=on,acpi=off"
 QEMU_CPU = "host,-arch-capabilities"
 LINUX_ARGS = ("console=ttyS0 reboot=k panic=-1 pci=off nomodule i8042.noaux i8042.nomux "
