@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "boot/layout.h"
+#include "vmm/host_kind.h"
 
 #ifndef HEARTH_BINARY
 #define HEARTH_BINARY "hearth"
@@ -497,8 +498,9 @@ std::vector<std::string> QemuArgv(const Options& o, const std::string& kernel,
   return a;
 }
 
-// The kernel parameters Hearth adds on kvm_pvm hosts (src/vmm), given to QEMU explicitly.
-constexpr const char* kPvmParams = "noxsave clearcpuid=141,151,308 clocksource=kvm-clock";
+// The kernel parameters Hearth adds on kvm_pvm hosts, given to QEMU explicitly.
+const std::string kPvmParams =
+    std::string(hearth::kPvmKernelParams) + " " + std::string(hearth::kPvmClockParams);
 
 const char* Verdict(bool ok) { return ok ? "MET" : "MISSED"; }
 
@@ -559,7 +561,7 @@ int BootMode(const Options& o, bool linux_guest, const std::string& host_kind) {
     std::printf("guest command line (both): %s\n", args.c_str());
     if (host_kind == "pvm")
       std::printf("  + '%s' (Hearth adds it itself on pvm hosts; given to QEMU in -append)\n",
-                  kPvmParams);
+                  kPvmParams.c_str());
   }
   std::printf("hearth config %s:\n  %s", hearth.spec.argv.back().c_str(),
               HearthConfig(h_kernel, initrd, args, o.vcpus, mem).c_str());

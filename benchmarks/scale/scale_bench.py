@@ -619,11 +619,12 @@ def wait_until_quiet(pid, timeout, window=2.0):
         b = cpu_ms(pid)
         if a is None or b is None:
             raise Fail("the snapshot's base VM exited while settling")
-        if (b - a) / (window * 1000) * 100 < QUIET_CPU_PERCENT:
+        percent = (b - a) / (window * 1000) * 100
+        if percent < QUIET_CPU_PERCENT:
             return mono() - t0
         if mono() - t0 > timeout:
             raise Fail("the snapshot's base VM kept using %.0f%% of a core for %d s" % (
-                (b - a) / (window * 10), timeout))
+                percent, timeout))
 
 
 def cpu_ms(pid):
@@ -1032,8 +1033,8 @@ def write_report(o, rep, started, loads):
     if rep.snapshot_calls:
         L.append("- snapshot base: `hearth --api-sock base.sock --boot-timer`, then " + "; ".join(
             "`%s %s %s`" % (m, p, json.dumps(b)) for m, p, b in rep.snapshot_calls) +
-            "; wait for `vsock_echo port=%d listen=ok`, one echo, wait until the base VM uses < 5 %% of a core (the initramfs unpack worker done), `PATCH /vm {\"state\":\"Paused\"}`, "
-            "`PUT /snapshot/create {\"snapshot_type\":\"Full\",...}`" % ECHO_PORT)
+            "; wait for `vsock_echo port=%d listen=ok`, one echo, wait until the base VM uses < %d %% of a core (the initramfs unpack worker done), `PATCH /vm {\"state\":\"Paused\"}`, "
+            "`PUT /snapshot/create {\"snapshot_type\":\"Full\",...}`" % (ECHO_PORT, QUIET_CPU_PERCENT))
         L.append("- clone: `hearth --api-sock cN.sock --level Warning`, `PUT /snapshot/load "
                  "{\"snapshot_path\":...,\"mem_backend\":{\"backend_type\":\"File\",\"backend_path\":...},"
                  "\"resume_vm\":true,\"vsock_override\":{\"uds_path\":\"cN.v\"}}`, then on `cN.v`: "

@@ -2,6 +2,8 @@
 
 #include <sys/stat.h>
 
+#include "boot/cmdline.h"
+
 namespace hearth {
 
 const char* HostKindName(HostKind kind) {
@@ -19,10 +21,6 @@ Result<HostKind> ResolveHostKind(std::string_view setting) {
   if (setting == "hardware") return HostKind::kHardware;
   return Error("--host-kind: expected auto, pvm or hardware, got '" + std::string(setting) + "'");
 }
-
-}  // namespace hearth
-
-namespace hearth {
 
 Status AddHostKernelParams(HostKind kind, Cmdline& cmdline) {
   if (kind != HostKind::kPvm) return Ok();

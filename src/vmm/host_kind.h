@@ -9,9 +9,10 @@
 #include <string_view>
 
 #include "base/result.h"
-#include "boot/cmdline.h"
 
 namespace hearth {
+
+class Cmdline;
 
 enum class HostKind { kHardware, kPvm };
 

@@ -378,7 +378,7 @@ void Vsock::OnHostLine(int fd) {
   auto it = host_lines_.find(fd);
   if (it == host_lines_.end()) return;
   const bool reset_untaken = event_pending_ || reset_unacked_ || !activated_;
-  if (it->second.parked_deadline_us != 0) {
+  if (it->second.parked) {
     // The CONNECT line was read; it waits for the guest to take the reset.
     if (!reset_untaken) OfferHostConnection(fd);
     return;
@@ -410,7 +410,8 @@ void Vsock::OnHostLine(int fd) {
     return;
   }
   it->second.port = line.port;
-  it->second.parked_deadline_us = MonotonicMicros() + options_.connect_timeout_us;
+  it->second.parked = true;
+  it->second.deadline_us = MonotonicMicros() + options_.connect_timeout_us;
   ++parked_lines_;
   if (reset_untaken) {
     // A TRANSPORT_RESET the guest has not handled yet would reset the new connection too
@@ -424,9 +425,9 @@ void Vsock::OnHostLine(int fd) {
 
 void Vsock::OfferHostConnection(int fd) {
   auto it = host_lines_.find(fd);
-  if (it == host_lines_.end() || it->second.parked_deadline_us == 0) return;
+  if (it == host_lines_.end() || !it->second.parked) return;
   // The connect timeout counts from when the CONNECT line arrived, parked or not.
-  const uint64_t deadline_us = it->second.parked_deadline_us;
+  const uint64_t deadline_us = it->second.deadline_us;
   const uint32_t peer_port = it->second.port;
   --parked_lines_;
   Fd sock = std::move(it->second.fd);
@@ -457,7 +458,7 @@ void Vsock::ResumeParkedLines() {
   if (parked_lines_ == 0 || !activated_ || event_pending_ || reset_unacked_) return;
   std::vector<int> fds;
   for (const auto& [fd, line] : host_lines_) {
-    if (line.parked_deadline_us != 0) fds.push_back(fd);
+    if (line.parked) fds.push_back(fd);
   }
   for (int fd : fds) OfferHostConnection(fd);
 }
@@ -529,8 +530,7 @@ void Vsock::OnTimer() {
   // CONNECT line: closed as a protocol error.
   std::vector<int> expired_lines;
   for (const auto& [fd, line] : host_lines_) {
-    const bool parked = line.parked_deadline_us != 0;
-    if (now >= (parked ? line.parked_deadline_us : line.line_deadline_us)) {
+    if (now >= line.deadline_us) {
       expired_lines.push_back(fd);
     } else {
       waiting = true;
@@ -538,7 +538,7 @@ void Vsock::OnTimer() {
   }
   for (int fd : expired_lines) {
     auto it = host_lines_.find(fd);
-    if (it->second.parked_deadline_us != 0) {
+    if (it->second.parked) {
       LOG_DEBUG("virtio-vsock: the guest did not take its transport reset in time for a host CONNECT");
       ++m_.connections_refused;
       --parked_lines_;

@@ -197,19 +197,19 @@ class Vsock : public VirtioDevice {
   std::unordered_map<int, Key> fd_to_key_;
   // Host sockets accepted on uds_path that have not sent their whole CONNECT line yet, or whose
   // CONNECT (read) waits for the guest to take a TRANSPORT_RESET (after a snapshot or restore):
-  // those are parked with a deadline (connect_timeout_us from when the line was read), after
+  // those are parked with a new deadline (connect_timeout_us from when the line was read), after
   // which they are closed as an unanswered request would be. A client that never completes its
   // line is closed connect_timeout_us after it was accepted: it holds one of max_connections.
   struct HostLine {
     Fd fd;
-    uint64_t line_deadline_us = 0;    // When the CONNECT line must have arrived.
-    uint64_t parked_deadline_us = 0;  // 0: the CONNECT line has not been read yet.
-    uint32_t port = 0;                // The CONNECT line's port, once read.
+    uint64_t deadline_us = 0;  // For the line until it is read, then for the guest.
+    bool parked = false;       // The CONNECT line was read.
+    uint32_t port = 0;         // The CONNECT line's port, once read.
   };
   std::unordered_map<int, HostLine> host_lines_;
   uint32_t next_local_port_ = 1u << 30;
   bool listener_pending_ = false;  // An accept edge arrived before activation.
-  size_t parked_lines_ = 0;        // host_lines_ with a parked_deadline_us.
+  size_t parked_lines_ = 0;        // host_lines_ that are parked.
 
   // RX work: standalone RSTs (for packets with no connection), connections with control
   // packets to send, connections with host bytes to read. Each connection is queued at most

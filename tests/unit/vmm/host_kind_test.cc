@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "boot/cmdline.h"
+
 #include "test_util.h"
 
 namespace hearth {
